@@ -1,0 +1,52 @@
+"""bcnn_keras: fully binary convolutional networks (BCNN) for Keras and Larq Compute Engine.
+
+Every convolution and fully-connected matrix multiply, including the layer on the raw image,
+the downsampling shortcuts and the classifier, is 1-bit weights x 1-bit activations.
+
+Example:
+    >>> import bcnn_keras
+    >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10)
+    >>> bcnn_keras.get_phase(model)
+    2
+"""
+
+import os
+
+__version__ = "0.1.0"
+
+_KERAS3_LOADED_MESSAGE = (
+    "bcnn_keras needs Keras 2 (tf-keras) but tf.keras is already Keras 3: "
+    "set TF_USE_LEGACY_KERAS=1 in the environment, or import bcnn_keras before touching tf.keras."
+)
+
+
+def _ensure_keras2():
+    # TensorFlow decides which Keras `tf.keras` means on its first attribute access,
+    # so the variable still takes effect as long as nobody has touched tf.keras yet.
+    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    import tensorflow as tf
+
+    if not tf.keras.Model.__module__.startswith("tf_keras."):
+        raise ImportError(_KERAS3_LOADED_MESSAGE)
+
+
+_ensure_keras2()
+
+from bcnn_keras.layers import (  # noqa: E402
+    BinaryConv2D,
+    ChannelDuplication,
+    HardTanh,
+    LearnedThreshold,
+    PhasedSign,
+    RPReLU,
+    ThermometerEncoding,
+    bcnn_block,
+    binary_classifier,
+    binary_input_block,
+    downsampling_shortcut,
+    get_phase,
+    set_phase,
+)
+from bcnn_keras.models import BCNN18, BCNNA, custom_objects  # noqa: E402
+
+del os

@@ -1,0 +1,264 @@
+"""BCNN model family, in the style of `keras.applications`.
+
+`BCNN18` follows ResNet-18 (4 stages of 2 basic blocks, widths 64/128/256/512), with every 3x3
+conv in its own BCNN block. `BCNNA` follows ReActNet-A (the MobileNet-V1 layout with each
+depthwise/pointwise pair turned into a binary 3x3 block and a binary 1x1 block). Both share one
+builder: binary input block -> BCNN blocks -> pooling -> binary classifier.
+"""
+
+import os
+
+import tensorflow as tf
+
+from bcnn_keras import layers
+
+DEFAULT_INPUT_SHAPE = (224, 224, 3)
+# Inputs up to this size (both sides) get a stride-1 stem instead of the early downsampling.
+SMALL_IMAGE_MAX_SIDE = 64
+MIN_IMAGE_SIDE = 16
+
+# (filters, kernel_size, strides) of each BCNN block, at width multiplier 1.
+_RESNET18_BLOCKS = [
+    (filters, 3, 2 if stage > 0 and conv == 0 else 1)
+    for stage, filters in enumerate((64, 128, 256, 512))
+    for conv in range(4)
+]
+# ReActNet-A: (input width, output width, stride) of each MobileNet-V1 depthwise-separable pair.
+_MOBILENET_V1_PAIRS = [
+    (32, 64, 1),
+    (64, 128, 2),
+    (128, 128, 1),
+    (128, 256, 2),
+    (256, 256, 1),
+    (256, 512, 2),
+    *[(512, 512, 1)] * 5,
+    (512, 1024, 2),
+    (1024, 1024, 1),
+]
+_REACTNET_A_BLOCKS = [
+    block
+    for width_in, width_out, stride in _MOBILENET_V1_PAIRS
+    for block in ((width_in, 3, stride), (width_out, 1, 1))
+]
+
+
+def scaled_width(filters, width_multiplier):
+    """`filters * width_multiplier`, rounded to a multiple of 8 (at least 8)."""
+    return max(8, int(filters * width_multiplier + 4) // 8 * 8)
+
+
+def _input_image(input_shape, input_tensor):
+    if input_tensor is not None and input_shape is None:
+        input_shape = tuple(input_tensor.shape[1:])
+    input_shape = DEFAULT_INPUT_SHAPE if input_shape is None else tuple(input_shape)
+    if len(input_shape) != 3 or any(d is None for d in input_shape):
+        raise ValueError(f"input_shape must be a fully defined (height, width, channels), got {input_shape}")
+    height, width, channels = input_shape
+    if min(height, width) < MIN_IMAGE_SIDE or channels < 1:
+        raise ValueError(
+            f"input_shape {input_shape} is too small: height and width must be >= {MIN_IMAGE_SIDE} "
+            "and channels >= 1"
+        )
+    if input_tensor is None:
+        return tf.keras.Input(input_shape, name="image"), input_shape
+    if not tf.keras.backend.is_keras_tensor(input_tensor):
+        return tf.keras.Input(tensor=input_tensor, shape=input_shape, name="image"), input_shape
+    return input_tensor, input_shape
+
+
+def _check_arguments(weights, classes, include_top, pooling):
+    if weights == "imagenet":
+        raise ValueError(
+            "no ImageNet weights exist for bcnn_keras models: use weights=None and train, "
+            "or pass the path of a weights file"
+        )
+    if weights is not None and not (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights)):
+        raise ValueError(f"weights must be None or the path of an existing weights file, got {weights!r}")
+    if include_top and (not isinstance(classes, int) or classes < 1):
+        raise ValueError(f"classes must be an integer >= 1, got {classes!r}")
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
+
+
+def _bcnn(
+    blocks,
+    *,
+    stem_filters,
+    stem_stride,
+    name,
+    include_top,
+    weights,
+    input_tensor,
+    input_shape,
+    pooling,
+    classes,
+    classifier_activation,
+    width_multiplier,
+    input_encoding,
+    encoding_levels,
+    nonlinearity,
+    binary,
+):
+    """Builds any BCNN: binary input block, `blocks` of (filters, kernel, stride), binary head."""
+    _check_arguments(weights, classes, include_top, pooling)
+    if width_multiplier <= 0:
+        raise ValueError(f"width_multiplier must be > 0, got {width_multiplier!r}")
+    image, input_shape = _input_image(input_shape, input_tensor)
+
+    if max(input_shape[:2]) <= SMALL_IMAGE_MAX_SIDE:
+        stem_kernel, stem_stride = 3, 1
+    else:
+        # A patchify stem (kernel = stride) replaces the float stem's early downsampling.
+        stem_kernel = stem_stride
+    x = layers.binary_input_block(
+        image,
+        scaled_width(stem_filters, width_multiplier),
+        levels=encoding_levels,
+        encoding=input_encoding,
+        kernel_size=stem_kernel,
+        strides=stem_stride,
+        binary=binary,
+        name="stem",
+    )
+    for index, (filters, kernel_size, strides) in enumerate(blocks):
+        x = layers.bcnn_block(
+            x,
+            scaled_width(filters, width_multiplier),
+            kernel_size,
+            strides,
+            nonlinearity=nonlinearity,
+            binary=binary,
+            name=f"block{index + 1}",
+        )
+
+    if include_top:
+        x = tf.keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        x = layers.binary_classifier(x, classes, activation=classifier_activation, binary=binary)
+    elif pooling == "avg":
+        x = tf.keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif pooling == "max":
+        x = tf.keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
+
+    inputs = tf.keras.utils.get_source_inputs(image) if input_tensor is not None else image
+    model = tf.keras.Model(inputs, x, name=name if binary else f"{name}_float")
+    if weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+def _model_builder(blocks, *, stem_filters, stem_stride, default_name, doc):
+    def builder(
+        *,
+        include_top=True,
+        weights=None,
+        input_tensor=None,
+        input_shape=None,
+        pooling=None,
+        classes=1000,
+        classifier_activation="softmax",
+        width_multiplier=1.0,
+        input_encoding="thermometer",
+        encoding_levels=32,
+        nonlinearity="rprelu",
+        binary=True,
+        name=default_name,
+    ):
+        return _bcnn(
+            blocks,
+            stem_filters=stem_filters,
+            stem_stride=stem_stride,
+            name=name,
+            include_top=include_top,
+            weights=weights,
+            input_tensor=input_tensor,
+            input_shape=input_shape,
+            pooling=pooling,
+            classes=classes,
+            classifier_activation=classifier_activation,
+            width_multiplier=width_multiplier,
+            input_encoding=input_encoding,
+            encoding_levels=encoding_levels,
+            nonlinearity=nonlinearity,
+            binary=binary,
+        )
+
+    builder.__name__ = builder.__qualname__ = default_name.upper()
+    builder.__doc__ = doc + _COMMON_ARGUMENTS_DOC
+    return builder
+
+
+_COMMON_ARGUMENTS_DOC = """
+    Args:
+        include_top: whether to end with the binary classifier.
+        weights: `None` (random initialisation) or the path of a weights file. No ImageNet
+            weights exist, so `"imagenet"` raises `ValueError`.
+        input_tensor: optional Keras tensor to use as the image input.
+        input_shape: `(height, width, channels)` of raw pixels in 0..255, default
+            `(224, 224, 3)`. Images of at most 64 px a side get a stride-1 stem.
+        pooling: with `include_top=False`, `None` (4D features), `"avg"` or `"max"`.
+        classes: number of classes of the classifier.
+        classifier_activation: activation of the output, `"softmax"` or `None` for logits.
+        width_multiplier: scales every width (rounded to a multiple of 8).
+        input_encoding: `"thermometer"` (fixed, evenly spaced thresholds) or `"learned"`
+            (thermometer-initialised, trainable thresholds).
+        encoding_levels: thermometer levels per image channel; keep `channels * levels` a
+            multiple of 32, the width of LCE's bit-packing.
+        nonlinearity: `"rprelu"` after each residual add, or `None`.
+        binary: `False` builds the float twin (real weights, hard-tanh in place of sign), the
+            baseline and distillation teacher.
+        name: the model's name.
+
+    Returns:
+        A `tf.keras.Model`, in training phase 2 (binary weights) when `binary=True`.
+"""
+
+BCNN18 = _model_builder(
+    _RESNET18_BLOCKS,
+    stem_filters=64,
+    stem_stride=4,
+    default_name="bcnn18",
+    doc="""A fully binary ResNet-18: every conv and the classifier are 1-bit x 1-bit.
+
+    Example:
+        >>> model = bcnn_keras.BCNN18(input_shape=(32, 32, 3), classes=10)
+        >>> model.output_shape
+        (None, 10)
+""",
+)
+
+BCNNA = _model_builder(
+    _REACTNET_A_BLOCKS,
+    stem_filters=32,
+    stem_stride=2,
+    default_name="bcnna",
+    doc="""A fully binary ReActNet-A (MobileNet-V1 layout), binary stem, shortcuts and classifier.
+
+    Example:
+        >>> model = bcnn_keras.BCNNA(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25)
+        >>> model.output_shape
+        (None, 10)
+""",
+)
+
+
+def custom_objects():
+    """The `custom_objects` mapping for loading bcnn_keras models with plain Keras.
+
+    Loading usually works without it (every class is registered on import); pass it where a
+    loader insists on an explicit scope.
+
+    Example:
+        >>> model = tf.keras.models.load_model("model.h5", custom_objects=bcnn_keras.custom_objects())
+    """
+    return {
+        cls.__name__: cls
+        for cls in (
+            layers.PhasedSign,
+            layers.HardTanh,
+            layers.BinaryConv2D,
+            layers.LearnedThreshold,
+            layers.RPReLU,
+            layers.ThermometerEncoding,
+            layers.ChannelDuplication,
+        )
+    }
