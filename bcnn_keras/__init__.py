@@ -32,6 +32,7 @@ def _ensure_keras2():
 
 _ensure_keras2()
 
+from bcnn_keras import callbacks, data, distillation  # noqa: E402
 from bcnn_keras.layers import (  # noqa: E402
     BinaryConv2D,
     ChannelDuplication,

@@ -348,7 +348,9 @@ def binary_input_block(
 def binary_classifier(x, classes, *, activation="softmax", binary=True, name="classifier"):
     """Pooled features -> threshold and sign -> binary matrix product -> per-class scale and bias.
 
-    The product is a 1x1 `BinaryConv2D` on a 1x1 map, because LCE keeps `QuantDense` in float;
+    The threshold is a BatchNormalization: pooled features are mostly positive, so a plain
+    learned bias would start with every sign at +1 (a constant, untrainable classifier), while
+    batch statistics centre them from the first step. The product is a 1x1 `BinaryConv2D` on a 1x1 map, because LCE keeps `QuantDense` in float;
     the BatchNormalization after it is the per-class scale and bias that LCE folds into the bconv.
 
     Example:
@@ -356,7 +358,7 @@ def binary_classifier(x, classes, *, activation="softmax", binary=True, name="cl
         >>> binary_classifier(features, 10).shape
         TensorShape([None, 10])
     """
-    y = LearnedThreshold(name=f"{name}_threshold")(x)
+    y = _batch_norm(f"{name}_threshold")(x)
     y = tf.keras.layers.Reshape((1, 1, x.shape[-1]), name=f"{name}_to_map")(y)
     y = BinaryConv2D(classes, 1, binary=binary, name=f"{name}_conv")(y)
     y = _batch_norm(f"{name}_bn")(y)

@@ -84,10 +84,12 @@ def test_rprelu_matches_its_formula():
     np.testing.assert_allclose(layer(x).numpy().ravel(), expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize("fresh", [True, False], ids=["fresh", "trained-statistics"])
 @pytest.mark.parametrize("phase", [1, 2])
-def test_straight_through_gradient_reaches_every_trainable_variable(phase):
+def test_straight_through_gradient_reaches_every_trainable_variable(phase, fresh):
     model = small_bcnn18(input_encoding="learned")
-    randomize_statistics(model)
+    if not fresh:
+        randomize_statistics(model)
     bcnn_keras.set_phase(model, phase)
     images = random_images(16)
     labels = np.arange(16) % 10

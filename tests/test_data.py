@@ -1,0 +1,112 @@
+import gzip
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bcnn_keras import data
+
+
+def _write_idx(path, array):
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as stream:
+        stream.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture
+def idx_dir(tmp_path):
+    """A Fashion-MNIST-shaped dataset in IDX files: 96 train and 40 test images."""
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 96), ("test", 40)):
+        image_file, label_file = data._IDX_FILES[split]
+        _write_idx(tmp_path / image_file, rng.integers(0, 256, (count, 28, 28)))
+        _write_idx(tmp_path / label_file, rng.integers(0, 10, count))
+    return tmp_path
+
+
+def _batches(dataset):
+    return [(x.numpy(), y.numpy()) for x, y in dataset]
+
+
+def test_idx_reader_round_trips(idx_dir):
+    images, labels = data.load_fashion_mnist_arrays("test", data_dir=str(idx_dir))
+    assert images.shape == (40, 28, 28, 1) and images.dtype == np.uint8
+    assert labels.shape == (40,) and labels.dtype == np.int64
+    with gzip.open(idx_dir / data._IDX_FILES["test"][0]) as stream:
+        raw = np.frombuffer(stream.read(), np.uint8, offset=16)
+    np.testing.assert_array_equal(images.ravel(), raw)
+
+
+def test_truncated_idx_file_is_refused(tmp_path):
+    path = tmp_path / "broken-idx3-ubyte.gz"
+    with gzip.open(path, "wb") as stream:
+        stream.write(bytes([0, 0, 8, 3]) + (10).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + b"\0" * 100)
+    with pytest.raises(ValueError, match="truncated"):
+        data.read_idx(str(path))
+
+
+def test_pipeline_shapes_dtypes_and_pixel_range(idx_dir):
+    train = data.make_dataset("fashion_mnist", "train", 32, data_dir=str(idx_dir))
+    batches = _batches(train)
+    assert len(batches) == 3  # drop_remainder while training
+    images, labels = batches[0]
+    assert images.shape == (32, 28, 28, 1) and images.dtype == np.float32
+    assert labels.shape == (32,) and labels.dtype == np.int64
+    assert 0.0 <= images.min() and images.max() <= 255.0
+    test = _batches(data.make_dataset("fashion_mnist", "test", 32, data_dir=str(idx_dir)))
+    assert [len(y) for _, y in test] == [32, 8]  # evaluation keeps every example, in order
+
+
+def test_evaluation_pipeline_is_the_data_itself(idx_dir):
+    images, labels = data.load_fashion_mnist_arrays("test", data_dir=str(idx_dir))
+    batches = _batches(data.make_dataset("fashion_mnist", "test", 64, data_dir=str(idx_dir)))
+    np.testing.assert_array_equal(batches[0][0], images.astype(np.float32))
+    np.testing.assert_array_equal(batches[0][1], labels)
+
+
+def test_training_pipeline_is_seeded_and_deterministic(idx_dir):
+    def epochs(seed, count=2):
+        dataset = data.make_dataset("fashion_mnist", "train", 32, seed=seed, data_dir=str(idx_dir))
+        return [_batches(dataset) for _ in range(count)]
+
+    first, again, other = epochs(1), epochs(1), epochs(2)
+    for epoch_a, epoch_b in zip(first, again):
+        for (xa, ya), (xb, yb) in zip(epoch_a, epoch_b):
+            np.testing.assert_array_equal(xa, xb)
+            np.testing.assert_array_equal(ya, yb)
+    assert not np.array_equal(first[0][0][0], other[0][0][0])
+    assert not np.array_equal(first[0][0][0], first[1][0][0])  # each epoch reshuffles and re-augments
+
+
+def test_augmentation_crops_and_flips_but_keeps_the_label_set(idx_dir):
+    images, labels = data.load_fashion_mnist_arrays("train", data_dir=str(idx_dir))
+    batches = _batches(data.make_dataset("fashion_mnist", "train", 96, data_dir=str(idx_dir)))
+    augmented, augmented_labels = batches[0]
+    assert sorted(augmented_labels) == sorted(labels)
+    originals = {tuple(image.ravel()) for image in images.astype(np.float32)}
+    changed = sum(tuple(image.ravel()) not in originals for image in augmented)
+    assert changed > len(augmented) // 2
+
+
+def test_missing_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "FASHION_MNIST_DIR", str(tmp_path / "not-installed"))
+    # Then tensorflow-datasets is tried, and it cannot download here.
+    with pytest.raises(data.DatasetNotFoundError, match="apt-get install dataset-fashion-mnist"):
+        data.make_dataset("fashion_mnist", "train", 32, data_dir=str(tmp_path / "tfds"))
+
+
+def test_missing_imagenet_names_the_manual_dir(tmp_path):
+    with pytest.raises(data.DatasetNotFoundError, match="ILSVRC2012_img_train.tar") as error:
+        data.make_dataset("imagenet2012", "train", 32, data_dir=str(tmp_path), manual_dir=str(tmp_path / "manual"))
+    assert str(tmp_path / "manual") in str(error.value) and "\n" not in str(error.value)
+
+
+def test_unknown_dataset_is_refused():
+    with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
+        data.make_dataset("mnist", "train", 32)
+
+
+def test_imagenet_eval_preprocessing_center_crops_to_224():
+    image = tf.random.uniform((300, 400, 3), 0, 255)
+    assert data._center_crop(image).shape == (224, 224, 3)
+    assert data._random_resized_crop(image, tf.constant([1, 2])).shape == (224, 224, 3)

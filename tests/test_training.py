@@ -1,0 +1,227 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import random_images, randomize_statistics, small_bcnn18
+
+import bcnn_keras
+from bcnn_keras import callbacks, distillation, layers
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tiny_data(count=64, seed=0):
+    return random_images(count, seed=seed), np.arange(count) % 10
+
+
+class _PhaseRecorder(tf.keras.callbacks.Callback):
+    def __init__(self, model):
+        super().__init__()
+        self.watched = model
+        self.phases = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.phases.append(bcnn_keras.get_phase(self.watched))
+
+
+def test_phase_switches_at_the_epoch_boundary():
+    model = small_bcnn18()
+    model.compile(tf.keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    two_step = callbacks.TwoStepTraining(2, 1)
+    recorder = _PhaseRecorder(model)
+    images, labels = _tiny_data()
+    history = model.fit(images, labels, batch_size=32, epochs=two_step.epochs, callbacks=[two_step, recorder], verbose=0)
+    assert history.history["phase"] == [1, 1, 2]
+    assert recorder.phases == [1, 1, 1, 1, 2, 2]  # two batches per epoch
+    assert two_step.phase == 2 and bcnn_keras.get_phase(model) == 2
+
+
+def test_learning_rate_decays_to_zero_within_each_phase_after_warmup():
+    two_step = callbacks.TwoStepTraining(4, 2, learning_rate=1.0, warmup_epochs=1)
+    assert two_step.learning_rate_at(0, 0.0) == 0.0
+    assert two_step.learning_rate_at(0, 0.5) == pytest.approx(0.5)
+    assert two_step.learning_rate_at(1, 0.0) == pytest.approx(1.0)
+    assert two_step.learning_rate_at(3, 1.0) == pytest.approx(0.0)
+    assert two_step.learning_rate_at(4, 0.0) == 0.0  # phase 2 warms up again
+    assert two_step.learning_rate_at(5, 0.0) == pytest.approx(1.0)
+    assert two_step.learning_rate_at(5, 0.5) == pytest.approx(0.5)
+
+
+def _scale_latent_kernels(model, factor):
+    for layer in model.layers:
+        if isinstance(layer, layers.BinaryConv2D):
+            layer.kernel.assign(layer.kernel * factor)
+
+
+def test_sign_preserving_rescale_of_kernels_matters_only_in_phase_1():
+    images = random_images(8)
+    for phase, unchanged in ((2, True), (1, False)):
+        model = randomize_statistics(small_bcnn18(classifier_activation=None))
+        bcnn_keras.set_phase(model, phase)
+        before = model.predict(images, verbose=0)
+        _scale_latent_kernels(model, 0.37)
+        after = model.predict(images, verbose=0)
+        assert np.array_equal(before, after) == unchanged, f"phase {phase}"
+
+
+def test_weight_decay_applies_only_in_phase_1():
+    model = small_bcnn18()
+    # A loss with zero gradient isolates the decay from the optimizer's own update.
+    model.compile(tf.keras.optimizers.SGD(0.5), lambda y_true, y_pred: 0.0 * tf.reduce_sum(y_pred))
+    two_step = callbacks.TwoStepTraining(1, 1, phase1_weight_decay=0.1, decay=None)
+    conv = model.get_layer("block1_conv")
+    kernels = []
+    record = tf.keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: kernels.append(conv.kernel.numpy()))
+    start = conv.kernel.numpy()
+    images, labels = _tiny_data()
+    model.fit(images, labels, batch_size=32, epochs=2, callbacks=[two_step, record], verbose=0)
+    np.testing.assert_allclose(kernels[0], start * (1 - 0.5 * 0.1) ** 2, rtol=1e-5)
+    np.testing.assert_array_equal(kernels[1], kernels[0])
+
+
+def test_distributional_loss_matches_a_hand_computed_value():
+    teacher = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], dtype="float32")
+    student = np.array([[0.5, 0.3, 0.2], [0.2, 0.2, 0.6]], dtype="float32")
+    expected = [
+        -(0.7 * np.log(0.5) + 0.2 * np.log(0.3) + 0.1 * np.log(0.2)),
+        -(0.1 * np.log(0.2) + 0.1 * np.log(0.2) + 0.8 * np.log(0.6)),
+    ]
+    np.testing.assert_allclose(distillation.distributional_loss(teacher, student), expected, rtol=1e-6)
+    logits_t, logits_s = np.log(teacher), np.log(student)
+    np.testing.assert_allclose(
+        distillation.distributional_loss(logits_t, logits_s, from_logits=True), expected, rtol=1e-5
+    )
+    assert float(distillation.DistributionalLoss()(teacher, student)) == pytest.approx(np.mean(expected))
+
+
+def test_distiller_trains_the_student_against_the_teacher():
+    teacher = randomize_statistics(small_bcnn18(binary=False))
+    student = small_bcnn18()
+    distiller = distillation.Distiller(student, teacher, alpha=0.5)
+    distiller.compile(tf.keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    teacher_weights = [w.copy() for w in teacher.get_weights()]
+    student_weights = [w.copy() for w in student.get_weights()]
+    images, labels = _tiny_data()
+    two_step = callbacks.TwoStepTraining(1, 1)
+    history = distiller.fit(images, labels, batch_size=32, epochs=2, validation_data=(images, labels), callbacks=[two_step], verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(teacher.get_weights(), teacher_weights))
+    assert not all(np.array_equal(a, b) for a, b in zip(student.get_weights(), student_weights))
+    assert all(loss > 0 for loss in history.history["loss"] + history.history["val_loss"])
+    assert bcnn_keras.get_phase(student) == 2
+
+
+MIRRORED_SCRIPT = """
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import bcnn_keras, numpy as np
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25)
+    model.compile(tf.keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+images = np.random.default_rng(0).uniform(0, 255, (64, 28, 28, 1)).astype("float32")
+two_step = bcnn_keras.callbacks.TwoStepTraining(1, 1)
+history = model.fit(images, np.arange(64) % 10, batch_size=32, epochs=2, callbacks=[two_step], verbose=0)
+print("replicas", strategy.num_replicas_in_sync, "phases", history.history["phase"], "loss", history.history["loss"])
+"""
+
+
+@pytest.mark.slow
+def test_mirrored_strategy_fits_on_two_logical_cpus():
+    # Logical devices must be configured before TensorFlow initialises, hence a fresh process.
+    result = subprocess.run([sys.executable, "-c", MIRRORED_SCRIPT], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "replicas 2 phases [1, 2]" in result.stdout
+
+
+def _train_command(output_dir, *extra):
+    return [
+        sys.executable, "-m", "bcnn_keras.train", "--dataset", "fashion_mnist", "--model", "BCNN18",
+        "--width-multiplier", "0.25", "--batch-size", "64", "--train-limit", "256", "--test-limit", "128",
+        "--output-dir", str(output_dir), "--verbose", "2", *extra,
+    ]
+
+
+def _history(output_dir):
+    path = os.path.join(output_dir, "history.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as stream:
+        return json.load(stream)
+
+
+@pytest.mark.slow
+def test_training_killed_in_phase_2_resumes_in_phase_2(tmp_path):
+    command = _train_command(tmp_path, "--phase1-epochs", "1", "--phase2-epochs", "3")
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO)
+    deadline = time.time() + 600
+    while len(_history(tmp_path)) < 2 and process.poll() is None and time.time() < deadline:
+        time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    killed_after = len(_history(tmp_path))
+    assert 2 <= killed_after < 4, "the run must be killed after a finished phase-2 epoch, before the end"
+    assert not os.path.exists(tmp_path / "model.keras")
+
+    rerun = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-2000:] + rerun.stderr[-2000:]
+    assert "Epoch 1/4" not in rerun.stdout and f"Epoch {killed_after + 1}/4" in rerun.stdout
+    records = _history(tmp_path)
+    assert [r["epoch"] for r in records] == [0, 1, 2, 3]
+    assert [r["phase"] for r in records] == [1, 2, 2, 2]
+    schedule = callbacks.TwoStepTraining(1, 3, learning_rate=2e-3)
+    for record in records:
+        # Logged at the end of the epoch's last step: (steps - 1) / steps of the way through.
+        assert record["learning_rate"] == pytest.approx(schedule.learning_rate_at(record["epoch"], 3 / 4), rel=1e-4)
+    model = tf.keras.models.load_model(tmp_path / "model.keras")
+    assert bcnn_keras.get_phase(model) == 2
+    for name in ("training.png", "checkpoints/epoch_004.keras", "logs"):
+        assert (tmp_path / name).exists(), name
+
+
+@pytest.mark.slow
+def test_cli_trains_with_a_float_twin_teacher(tmp_path):
+    command = _train_command(tmp_path, "--phase1-epochs", "1", "--phase2-epochs", "1", "--teacher", "float-twin", "--teacher-epochs", "1")
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "step 0: training the float-twin teacher" in result.stdout
+    assert (tmp_path / "teacher" / "model.keras").exists()
+    assert [r["phase"] for r in _history(tmp_path)] == [1, 2]
+    assert "final test accuracy" in result.stdout
+    rerun = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert rerun.returncode == 0 and "already holds a finished run" in rerun.stdout
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--phase1-epochs", "two"], "invalid int value"),
+        (["--dataset", "mnist"], "invalid choice"),
+        (["--batch-size", "0"], "--batch-size must be > 0"),
+        (["--teacher", "/no/such/teacher.keras"], "teacher model /no/such/teacher.keras does not exist"),
+        (["--phase1-epochs", "0", "--phase2-epochs", "0"], "at least one epoch"),
+        (["--dataset", "cifar10", "--data-dir", "{tmp}/empty"], "cifar10 not found"),
+    ],
+)
+def test_bad_flags_and_missing_data_give_one_line(tmp_path, arguments, message):
+    arguments = [a.replace("{tmp}", str(tmp_path)) for a in arguments]
+    command = [sys.executable, "-m", "bcnn_keras.train", "--output-dir", str(tmp_path / "out"), *arguments]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+
+
+def test_help_documents_every_flag():
+    result = subprocess.run([sys.executable, "-m", "bcnn_keras.train", "--help"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0
+    for flag in ("--dataset", "--model", "--phase1-epochs", "--phase2-epochs", "--output-dir", "--teacher",
+                 "--width-multiplier", "--batch-size", "--strategy", "--mixed-precision", "--seed"):
+        assert flag in result.stdout
