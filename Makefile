@@ -3,9 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+DEMO_DIR := runs/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test test-all demo clean
+.PHONY: venv test test-all demo bench-accuracy fashion-mnist clean
 
 venv: $(INSTALLED)
 
@@ -14,14 +16,31 @@ $(INSTALLED): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(INSTALLED)
 
-test: venv
+# The Debian package with the real Fashion-MNIST IDX files (installed when running as root).
+fashion-mnist:
+	@if [ ! -e $(FASHION_MNIST) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	  else \
+	    echo "error: Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist'" >&2; exit 1; \
+	  fi; \
+	fi
+
+test: venv fashion-mnist
 	$(PY) -m pytest
 
-test-all: venv
+test-all: venv fashion-mnist
 	$(PY) -m pytest -m ""
 
-demo: venv
-	$(PY) -c "import bcnn_keras, larq; larq.models.summary(bcnn_keras.BCNN18())"
+# The main job: two-step training of a small fully binary BCNN18, then export and verification.
+demo: venv fashion-mnist
+	$(PY) -m bcnn_keras.train --dataset fashion_mnist --model BCNN18 --width-multiplier 0.25 \
+	    --phase1-epochs 1 --phase2-epochs 1 --train-limit 12000 --output-dir $(DEMO_DIR) --verbose 2
+	$(PY) export/to_tflite.py $(DEMO_DIR)/model.keras -o $(DEMO_DIR)/model.tflite \
+	    --verify fashion_mnist --report $(DEMO_DIR)/report.json
+
+bench-accuracy: venv fashion-mnist
+	$(PY) benchmarks/fashion_mnist.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

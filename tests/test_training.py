@@ -225,3 +225,24 @@ def test_help_documents_every_flag():
     for flag in ("--dataset", "--model", "--phase1-epochs", "--phase2-epochs", "--output-dir", "--teacher",
                  "--width-multiplier", "--batch-size", "--strategy", "--mixed-precision", "--seed"):
         assert flag in result.stdout
+
+
+def test_train_then_export_then_verify_end_to_end(tmp_path):
+    """The user's path: the training CLI, then the exporter CLI verifying on real test images."""
+    train = subprocess.run(
+        _train_command(tmp_path, "--phase1-epochs", "1", "--phase2-epochs", "1"),
+        capture_output=True, text=True, cwd=REPO, timeout=900,
+    )
+    assert train.returncode == 0, train.stdout[-2000:] + train.stderr[-2000:]
+    report_path = tmp_path / "report.json"
+    export = subprocess.run(
+        [sys.executable, "export/to_tflite.py", str(tmp_path / "model.keras"), "-o", str(tmp_path / "model.tflite"),
+         "--verify", "fashion_mnist", "--samples", "300", "--report", str(report_path), "--latency-runs", "10"],
+        capture_output=True, text=True, cwd=REPO, timeout=900,
+    )
+    assert export.returncode == 0, export.stdout[-2000:] + export.stderr[-2000:]
+    report = json.loads(report_path.read_text())
+    assert report["binary_mac_fraction"] == 1.0 and report["float_layers"] == []
+    assert report["parity"]["samples"] == 300 and report["parity"]["top1_agreement"] >= 0.995
+    assert report["parity"]["tflite_accuracy"] == pytest.approx(report["parity"]["keras_accuracy"], abs=0.01)
+    assert report["size_bytes"] == (tmp_path / "model.tflite").stat().st_size
