@@ -10,8 +10,6 @@ Example:
     2
 """
 
-import os
-
 __version__ = "0.1.0"
 
 _KERAS3_LOADED_MESSAGE = (
@@ -21,6 +19,8 @@ _KERAS3_LOADED_MESSAGE = (
 
 
 def _ensure_keras2():
+    import os
+
     # TensorFlow decides which Keras `tf.keras` means on its first attribute access,
     # so the variable still takes effect as long as nobody has touched tf.keras yet.
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
@@ -50,4 +50,24 @@ from bcnn_keras.layers import (  # noqa: E402
 )
 from bcnn_keras.models import BCNN18, BCNNA, custom_objects  # noqa: E402
 
-del os
+__all__ = [
+    "BCNN18",
+    "BCNNA",
+    "BinaryConv2D",
+    "ChannelDuplication",
+    "HardTanh",
+    "LearnedThreshold",
+    "PhasedSign",
+    "RPReLU",
+    "ThermometerEncoding",
+    "bcnn_block",
+    "binary_classifier",
+    "binary_input_block",
+    "callbacks",
+    "custom_objects",
+    "data",
+    "distillation",
+    "downsampling_shortcut",
+    "get_phase",
+    "set_phase",
+]
