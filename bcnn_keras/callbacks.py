@@ -132,18 +132,17 @@ class TwoStepTraining(tf.keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         weight_decay = self.weight_decays[self.phase]
         if weight_decay:
-            self._decay_kernels(tf.constant(weight_decay * self._current_learning_rate(), tf.float32))
+            self._decay_kernels(tf.constant(weight_decay * self._learning_rate_now, tf.float32))
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["phase"] = self.phase
-            logs["learning_rate"] = self._current_learning_rate()
+            logs["learning_rate"] = self._learning_rate_now
 
     def _set_learning_rate(self, epoch, fraction):
-        _inner_optimizer(self.model.optimizer).learning_rate.assign(self.learning_rate_at(epoch, fraction))
-
-    def _current_learning_rate(self):
-        return float(tf.keras.backend.get_value(_inner_optimizer(self.model.optimizer).learning_rate))
+        # Kept on the Python side too, so the per-batch decay needs no read back from the device.
+        self._learning_rate_now = self.learning_rate_at(epoch, fraction)
+        _inner_optimizer(self.model.optimizer).learning_rate.assign(self._learning_rate_now)
 
     def _reset_optimizer_slots(self):
         optimizer = _inner_optimizer(self.model.optimizer)

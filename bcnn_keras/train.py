@@ -181,6 +181,7 @@ def _build(args, spec, binary):
 
 
 def _compile(model, learning_rate):
+    """Adam (a float or a schedule), sparse cross-entropy, accuracy."""
     model.compile(
         optimizer=tf.keras.optimizers.Adam(learning_rate),
         loss="sparse_categorical_crossentropy",
@@ -221,11 +222,7 @@ def train_float(args, spec, strategy, train, test, output_dir, epochs):
     """Trains the float twin for `epochs` with a linearly decaying learning rate."""
     with strategy.scope():
         model = _build(args, spec, binary=False)
-        model.compile(
-            optimizer=tf.keras.optimizers.Adam(_linear_decay(args.learning_rate, epochs * int(train.cardinality()))),
-            loss="sparse_categorical_crossentropy",
-            metrics=["accuracy"],
-        )
+        _compile(model, _linear_decay(args.learning_rate, epochs * int(train.cardinality())))
     records = _fit(model, train, test, epochs, output_dir, None, args.verbose)
     save_model(model, os.path.join(output_dir, "model.keras"))
     plot_history(records, os.path.join(output_dir, "training.png"))
