@@ -7,13 +7,13 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 DEMO_DIR := runs/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test test-all demo bench-accuracy fashion-mnist clean
+.PHONY: venv test test-all demo bench bench-accuracy notebooks fashion-mnist clean
 
 venv: $(INSTALLED)
 
 $(INSTALLED): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	touch $(INSTALLED)
 
 # The Debian package with the real Fashion-MNIST IDX files (installed when running as root).
@@ -38,6 +38,15 @@ demo: venv fashion-mnist
 	    --phase1-epochs 1 --phase2-epochs 1 --train-limit 12000 --output-dir $(DEMO_DIR) --verbose 2
 	$(PY) export/to_tflite.py $(DEMO_DIR)/model.keras -o $(DEMO_DIR)/model.tflite \
 	    --verify fashion_mnist --report $(DEMO_DIR)/report.json
+
+# Inference (224x224, against float ResNet-18 and larq-zoo) and training-speed benchmarks.
+bench: venv
+	$(PY) benchmarks/inference.py --extras
+	$(PY) benchmarks/training_speed.py
+
+# Re-runs the notebooks in place with their full settings (the committed outputs).
+notebooks: venv fashion-mnist
+	$(VENV)/bin/jupyter-execute --inplace --timeout=3600 notebooks/*.ipynb
 
 bench-accuracy: venv fashion-mnist
 	$(PY) benchmarks/fashion_mnist.py

@@ -373,9 +373,19 @@ def lint(model, target="arm"):
     return findings
 
 
+def binary_layers(model, target="arm"):
+    """The layers of `model` that LCE lowers to `LceBconv2d` (directly or after a rewrite).
+
+    Example:
+        >>> len(binary_layers(bcnn_keras.BCNN18()))
+        18
+    """
+    return [layer for layer in _leaf_layers(model) if _classify(layer, target)[0] in _BINARY_STATUSES]
+
+
 def _expected_binary_convs(model, target):
     """How many `LceBconv2d` ops LCE must produce for `model` (each rewrite gives one)."""
-    return sum(_classify(layer, target)[0] in _BINARY_STATUSES for layer in _leaf_layers(model))
+    return len(binary_layers(model, target))
 
 
 def _enforce(findings, allow_float):
@@ -826,17 +836,20 @@ def _cpu_name():
     return platform.processor() or "unknown"
 
 
-def latency_x86(flatbuffer, runs=20, warmup=3):
-    """Median single-image latency of the flatbuffer on this (x86) host, in milliseconds.
+def latency_x86(flatbuffer, runs=20, warmup=3, *, threads=1, indirect_bgemm=True, xnnpack=False):
+    """Single-image latency of the flatbuffer on this (x86) host, in milliseconds.
 
-    LCE interpreter, 1 thread, indirect BGEMM kernel (the default x86 kernel is a slow
-    reference path). On-device numbers come from `export/benchmark_on_device.py`.
+    LCE interpreter, by default 1 thread with the indirect BGEMM kernel (the default x86 kernel
+    is a slow reference path); `xnnpack=True` delegates the float ops to XNNPACK. On-device
+    numbers come from `export/benchmark_on_device.py`.
 
     Example:
         >>> latency_x86(convert(bcnn_keras.BCNN18()))["median_ms"]  # about 70 ms on a Xeon core
     """
     runs = max(10, int(runs))
-    interpreter = lce.testing.Interpreter(flatbuffer, num_threads=1, use_indirect_bgemm=True)
+    interpreter = lce.testing.Interpreter(
+        flatbuffer, num_threads=threads, use_indirect_bgemm=indirect_bgemm, use_xnnpack=xnnpack
+    )
     inputs = [np.zeros(shape, dtype) for shape, dtype in zip(interpreter.input_shapes, interpreter.input_types)]
     sample = inputs[0] if len(inputs) == 1 else inputs
     for _ in range(warmup):
@@ -846,14 +859,18 @@ def latency_x86(flatbuffer, runs=20, warmup=3):
         start = time.perf_counter()
         interpreter.predict(sample)
         timings.append((time.perf_counter() - start) * 1000)
+    kernel = "LCE indirect BGEMM" if indirect_bgemm else "LCE default BGEMM"
     return {
         "median_ms": float(np.median(timings)),
         "mean_ms": float(np.mean(timings)),
         "min_ms": float(np.min(timings)),
+        "p10_ms": float(np.percentile(timings, 10)),
+        "p90_ms": float(np.percentile(timings, 90)),
         "runs": runs,
         "warmup_runs": warmup,
-        "threads": 1,
-        "kernel": "LCE indirect BGEMM",
+        "timings_ms": [float(t) for t in timings],
+        "threads": threads,
+        "kernel": kernel + (" + XNNPACK" if xnnpack else ""),
         "machine": platform.machine(),
         "cpu": _cpu_name(),
     }

@@ -192,7 +192,10 @@ class RPReLU(_PerChannelLayer):
             tf.cast(w, inputs.dtype) for w in (self.shift_in, self.slope, self.shift_out)
         )
         x = inputs - shift_in
-        return tf.maximum(x, 0.0) + slope * tf.minimum(x, 0.0) + shift_out
+        # relu(x) + (-slope) * relu(-x), with the slope shaped like the input's non-batch axes,
+        # is the form TFLite fuses into one PRELU op.
+        negative_slope = tf.reshape(-slope, [1] * (inputs.shape.rank - 2) + [-1])
+        return tf.nn.relu(x) + negative_slope * tf.nn.relu(-x) + shift_out
 
     def get_config(self):
         return {**super().get_config(), "slope_initializer": self.slope_initializer}
@@ -240,8 +243,10 @@ class ThermometerEncoding(tf.keras.layers.Layer):
         super().build(input_shape)
 
     def call(self, inputs):
-        tiled = tf.tile(inputs, [1, 1, 1, self.levels])
-        return (tiled - tf.cast(self.thresholds, inputs.dtype)) * (1.0 / self.step)
+        # Scaling before tiling multiplies `levels` times fewer values (this op runs on the full
+        # input resolution, in float, on the device).
+        tiled = tf.tile(inputs * (1.0 / self.step), [1, 1, 1, self.levels])
+        return tiled - tf.cast(self.thresholds, inputs.dtype) * (1.0 / self.step)
 
     def compute_output_shape(self, input_shape):
         return tf.TensorShape(input_shape)[:-1].concatenate([input_shape[-1] * self.levels])

@@ -13,6 +13,8 @@ import tensorflow as tf
 from bcnn_keras import layers
 
 DEFAULT_INPUT_SHAPE = (224, 224, 3)
+# Thermometer planes of the default encoding: one 32-bit word of LCE's bit-packing per pixel.
+ENCODING_PLANES = 32
 # Inputs up to this size (both sides) get a stride-1 stem instead of the early downsampling.
 SMALL_IMAGE_MAX_SIDE = 64
 MIN_IMAGE_SIDE = 16
@@ -45,6 +47,19 @@ _REACTNET_A_BLOCKS = [
 def scaled_width(filters, width_multiplier):
     """`filters * width_multiplier`, rounded to a multiple of 8 (at least 8)."""
     return max(8, int(filters * width_multiplier + 4) // 8 * 8)
+
+
+def default_encoding_levels(channels):
+    """Thermometer levels per channel that fill one 32-bit packed word per pixel: 32 // channels.
+
+    The encoding runs at full input resolution, so its cost grows with `channels * levels`;
+    one word keeps the input block cheap (32 levels for grey images, 10 for RGB).
+
+    Example:
+        >>> default_encoding_levels(3)
+        10
+    """
+    return max(1, ENCODING_PLANES // int(channels))
 
 
 def _input_image(input_shape, input_tensor):
@@ -85,6 +100,7 @@ def _bcnn(
     *,
     stem_filters,
     stem_stride,
+    stem_strides,
     name,
     include_top,
     weights,
@@ -105,15 +121,18 @@ def _bcnn(
         raise ValueError(f"width_multiplier must be > 0, got {width_multiplier!r}")
     image, input_shape = _input_image(input_shape, input_tensor)
 
-    if max(input_shape[:2]) <= SMALL_IMAGE_MAX_SIDE:
-        stem_kernel, stem_stride = 3, 1
-    else:
-        # A patchify stem (kernel = stride) replaces the float stem's early downsampling.
-        stem_kernel = stem_stride
+    if stem_strides is not None:
+        if stem_strides not in (1, 2, 4):
+            raise ValueError(f"stem_strides must be None, 1, 2 or 4, got {stem_strides!r}")
+        stem_stride = stem_strides
+    elif max(input_shape[:2]) <= SMALL_IMAGE_MAX_SIDE:
+        stem_stride = 1
+    # A patchify stem (kernel = stride) replaces the float stem's early downsampling.
+    stem_kernel = 3 if stem_stride == 1 else stem_stride
     x = layers.binary_input_block(
         image,
         scaled_width(stem_filters, width_multiplier),
-        levels=encoding_levels,
+        levels=default_encoding_levels(input_shape[-1]) if encoding_levels is None else encoding_levels,
         encoding=input_encoding,
         kernel_size=stem_kernel,
         strides=stem_stride,
@@ -157,8 +176,9 @@ def _model_builder(blocks, *, stem_filters, stem_stride, default_name, doc):
         classes=1000,
         classifier_activation="softmax",
         width_multiplier=1.0,
+        stem_strides=None,
         input_encoding="thermometer",
-        encoding_levels=32,
+        encoding_levels=None,
         nonlinearity="rprelu",
         binary=True,
         name=default_name,
@@ -167,6 +187,7 @@ def _model_builder(blocks, *, stem_filters, stem_stride, default_name, doc):
             blocks,
             stem_filters=stem_filters,
             stem_stride=stem_stride,
+            stem_strides=stem_strides,
             name=name,
             include_top=include_top,
             weights=weights,
@@ -199,9 +220,12 @@ _COMMON_ARGUMENTS_DOC = """
         classes: number of classes of the classifier.
         classifier_activation: activation of the output, `"softmax"` or `None` for logits.
         width_multiplier: scales every width (rounded to a multiple of 8).
+        stem_strides: stride (= kernel size) of the binary input block: 1 (a 3x3 kernel), 2 or 4.
+            `None` picks 1 for images of at most 64 px a side and the family default otherwise.
         input_encoding: `"thermometer"` (fixed, evenly spaced thresholds) or `"learned"`
             (thermometer-initialised, trainable thresholds).
-        encoding_levels: thermometer levels per image channel; keep `channels * levels` a
+        encoding_levels: thermometer levels per image channel; `None` picks
+            `default_encoding_levels(channels)` (32 for grey, 10 for RGB). Keep `channels * levels` a
             multiple of 32, the width of LCE's bit-packing.
         nonlinearity: `"rprelu"` after each residual add, or `None`.
         binary: `False` builds the float twin (real weights, hard-tanh in place of sign), the
@@ -239,6 +263,38 @@ BCNNA = _model_builder(
         (None, 10)
 """,
 )
+
+
+def initialize_from_float_twin(model, float_twin):
+    """Copies every weight of a (trained) float twin into the binary `model` of the same shape.
+
+    The float twin computes hard-tanh where `model` takes the sign, so it is a real-valued
+    network with the binary one's layers (Bi-Real Net's clip(-1, 1) pre-training): training it
+    first and starting phase 1 from its weights gives the binary model a head start. Only
+    the training phase flags are left as they are.
+
+    Example:
+        >>> twin = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, binary=False)
+        >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10)
+        >>> initialize_from_float_twin(model, twin)
+    """
+    source_layers = {layer.name: layer for layer in float_twin.layers}
+    targets = [layer for layer in model.layers if layer.weights]
+    for layer in targets:
+        source = source_layers.get(layer.name)
+        variables = [w for w in layer.weights if not w.name.endswith("phase:0")]
+        if source is None or len(source.weights) != len(variables):
+            raise ValueError(f"{float_twin.name!r} is not the float twin of {model.name!r}: layer {layer.name!r} differs")
+        for variable, value in zip(variables, source.weights):
+            if variable.shape != value.shape:
+                raise ValueError(
+                    f"{float_twin.name!r} is not the float twin of {model.name!r}: "
+                    f"{variable.name} has shape {variable.shape}, the twin's {value.shape}"
+                )
+    for layer in targets:
+        variables = [w for w in layer.weights if not w.name.endswith("phase:0")]
+        for variable, value in zip(variables, source_layers[layer.name].weights):
+            variable.assign(value)
 
 
 def custom_objects():

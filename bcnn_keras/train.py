@@ -47,12 +47,18 @@ def build_parser():
         help="distil from a float teacher: the path of a Keras model, or 'float-twin' to train the "
         "float twin first (step 0, in OUTPUT_DIR/teacher)",
     )
+    parser.add_argument(
+        "--init-from-teacher",
+        action="store_true",
+        help="start phase 1 from the weights of the float-twin teacher (needs --teacher float-twin)",
+    )
     parser.add_argument("--teacher-epochs", type=int, help="epochs of the float-twin teacher (default: phase1 + phase2)")
     parser.add_argument("--alpha", type=float, default=1.0, help="weight of the distillation loss against the label loss (1 = teacher only)")
     parser.add_argument("--float-twin", action="store_true", help="train the float twin instead (the float baseline)")
     parser.add_argument("--width-multiplier", type=float, default=1.0, help="scales every width")
+    parser.add_argument("--stem-strides", type=int, choices=[1, 2, 4], help="stride of the binary input block (default: 1 for images up to 64 px, else the model's)")
     parser.add_argument("--input-encoding", choices=["thermometer", "learned"], default="thermometer", help="how pixels become +-1 planes")
-    parser.add_argument("--encoding-levels", type=int, default=32, help="thermometer levels per image channel")
+    parser.add_argument("--encoding-levels", type=int, help="thermometer levels per image channel (default: 32 // channels)")
     parser.add_argument("--batch-size", type=int, default=128, help="global batch size")
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="peak Adam learning rate of each phase")
     parser.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up at the start of each phase")
@@ -72,8 +78,10 @@ def _check_arguments(args):
     if args.phase1_epochs < 0 or args.phase2_epochs < 0 or args.phase1_epochs + args.phase2_epochs < 1:
         raise TrainingError("--phase1-epochs and --phase2-epochs must be >= 0 with at least one epoch in total")
     for flag in ("batch_size", "learning_rate", "width_multiplier", "encoding_levels"):
-        if getattr(args, flag) <= 0:
+        if getattr(args, flag) is not None and getattr(args, flag) <= 0:
             raise TrainingError(f"--{flag.replace('_', '-')} must be > 0")
+    if args.init_from_teacher and args.teacher != "float-twin":
+        raise TrainingError("--init-from-teacher needs --teacher float-twin")
     if args.teacher and args.float_twin:
         raise TrainingError("--teacher and --float-twin exclude each other")
     if args.teacher not in (None, "float-twin") and not os.path.exists(args.teacher):
@@ -174,6 +182,7 @@ def _build(args, spec, binary):
         input_shape=spec.image_shape,
         classes=spec.classes,
         width_multiplier=args.width_multiplier,
+        stem_strides=args.stem_strides,
         input_encoding=args.input_encoding,
         encoding_levels=args.encoding_levels,
         binary=binary,
@@ -277,6 +286,8 @@ def run(args):
     teacher = _teacher(args, spec, strategy, train, test, output_dir)
     with strategy.scope():
         student = _build(args, spec, binary=True)
+        if args.init_from_teacher:  # a resumed run then restores its own weights from the backup
+            models.initialize_from_float_twin(student, teacher)
         model = student if teacher is None else distillation.Distiller(student, teacher, alpha=args.alpha)
         _compile(model, args.learning_rate)
     two_step = callbacks.TwoStepTraining(

@@ -84,6 +84,16 @@ def test_rprelu_matches_its_formula():
     np.testing.assert_allclose(layer(x).numpy().ravel(), expected, rtol=1e-6)
 
 
+def test_rprelu_converts_to_one_prelu_op():
+    inputs = tf.keras.Input((8, 8, 32))
+    layer = layers.RPReLU()
+    model = tf.keras.Model(inputs, layer(inputs))
+    rng = np.random.default_rng(0)
+    layer.set_weights([rng.normal(size=32), rng.uniform(0.1, 0.5, 32), rng.normal(size=32)])
+    ops = export.op_counts(export.convert(model))
+    assert ops["PRELU"] == 1 and not {"RELU", "MINIMUM", "MAXIMUM", "NEG"} & set(ops), ops
+
+
 @pytest.mark.parametrize("fresh", [True, False], ids=["fresh", "trained-statistics"])
 @pytest.mark.parametrize("phase", [1, 2])
 def test_straight_through_gradient_reaches_every_trainable_variable(phase, fresh):

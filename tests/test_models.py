@@ -43,6 +43,23 @@ def test_small_images_keep_full_resolution_in_the_stem():
     assert large.get_layer("stem_conv").output.shape[1:3] == (24, 24)
 
 
+@pytest.mark.parametrize("stem_strides, side", [(1, 28), (2, 14), (4, 7)])
+def test_stem_strides_sets_the_input_block_stride(stem_strides, side):
+    model = small_bcnn18(stem_strides=stem_strides)
+    assert model.get_layer("stem_conv").output.shape[1:3] == (side, side)
+    assert model.get_layer("stem_conv").kernel_size == ((3, 3) if stem_strides == 1 else (stem_strides,) * 2)
+    with pytest.raises(ValueError, match="stem_strides"):
+        small_bcnn18(stem_strides=3)
+
+
+@pytest.mark.parametrize("channels, planes", [(1, 32), (3, 30), (4, 32)])
+def test_default_encoding_fills_one_packed_word_per_pixel(channels, planes):
+    model = bcnn_keras.BCNN18(input_shape=(32, 32, channels), classes=10, width_multiplier=0.25)
+    assert model.get_layer("stem_encoding").output.shape[-1] == planes
+    explicit = bcnn_keras.BCNN18(input_shape=(32, 32, 3), classes=10, width_multiplier=0.25, encoding_levels=32)
+    assert explicit.get_layer("stem_encoding").output.shape[-1] == 96
+
+
 def test_input_tensor_is_used_as_the_input():
     image = tf.keras.Input((32, 32, 3))
     model = bcnn_keras.BCNN18(input_tensor=image, classes=10, width_multiplier=0.25)

@@ -185,9 +185,26 @@ def test_training_killed_in_phase_2_resumes_in_phase_2(tmp_path):
         assert (tmp_path / name).exists(), name
 
 
+def test_binary_model_starts_from_its_float_twin():
+    twin = randomize_statistics(small_bcnn18(binary=False, input_encoding="learned"))
+    model = small_bcnn18(input_encoding="learned")
+    bcnn_keras.set_phase(model, 1)
+    bcnn_keras.models.initialize_from_float_twin(model, twin)
+    twin_weights = {w.name: w.numpy() for w in twin.weights}
+    copied = [w for w in model.weights if w.name in twin_weights]
+    assert len(copied) == len(twin.weights)
+    assert all(np.array_equal(w.numpy(), twin_weights[w.name]) for w in copied)
+    assert bcnn_keras.get_phase(model) == 1
+    with pytest.raises(ValueError, match="is not the float twin"):
+        bcnn_keras.models.initialize_from_float_twin(model, small_bcnn18(binary=False, width_multiplier=0.5))
+
+
 @pytest.mark.slow
 def test_cli_trains_with_a_float_twin_teacher(tmp_path):
-    command = _train_command(tmp_path, "--phase1-epochs", "1", "--phase2-epochs", "1", "--teacher", "float-twin", "--teacher-epochs", "1")
+    command = _train_command(
+        tmp_path, "--phase1-epochs", "1", "--phase2-epochs", "1", "--teacher", "float-twin", "--teacher-epochs", "1",
+        "--init-from-teacher",
+    )
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "step 0: training the float-twin teacher" in result.stdout
@@ -206,6 +223,7 @@ def test_cli_trains_with_a_float_twin_teacher(tmp_path):
         (["--batch-size", "0"], "--batch-size must be > 0"),
         (["--teacher", "/no/such/teacher.keras"], "teacher model /no/such/teacher.keras does not exist"),
         (["--phase1-epochs", "0", "--phase2-epochs", "0"], "at least one epoch"),
+        (["--init-from-teacher"], "--init-from-teacher needs --teacher float-twin"),
         (["--dataset", "cifar10", "--data-dir", "{tmp}/empty"], "cifar10 not found"),
     ],
 )

@@ -1,0 +1,296 @@
+"""Inference benchmark: BCNN18 and BCNNA against float ResNet-18 and larq-zoo's binary networks.
+
+Every model is built at 224x224x3 with 1000 classes and random weights (latency and size do
+not depend on the values), converted with the LCE converter and timed in one run on the same
+LCE interpreter, so the ratios between models are what to read: the timing visits the models
+in interleaved rounds. Per model: file size, binary and float MACs from the flatbuffer, latency
+(median and p10-p90 of all timed runs), and the binary rate of the bconv layers, timed one by
+one. Prints a table, writes JSON and a PNG.
+
+    python benchmarks/inference.py            # or: make bench
+
+Needs the `bench` extra (larq-zoo): pip install -e '.[bench]'.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import bcnn_keras  # noqa: F401  (sets up Keras 2 before anything touches tf.keras)
+import larq as lq
+import numpy as np
+import tensorflow as tf
+
+from bcnn_keras import export
+from common import RESULTS_DIR, write_json
+
+INPUT_SHAPE = (224, 224, 3)
+CLASSES = 1000
+REFERENCE = "BCNN18"
+TARGETS = {
+    "latency_vs_QuickNet": 1.0,
+    "latency_vs_float_ResNet18": 0.6,
+    "size_bytes": 1_600_000,
+    "size_ratio_float_ResNet18_over_BCNN18": 28.0,
+    "binary_mac_fraction": 1.0,
+}
+
+
+def float_resnet18():
+    """The float32 ResNet-18 of He et al. (7x7/2 stem, max-pool, basic blocks, 1x1 projections)."""
+    layers = tf.keras.layers
+
+    def conv_bn(x, filters, kernel_size, strides=1, relu=True):
+        x = layers.Conv2D(filters, kernel_size, strides, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        return layers.ReLU()(x) if relu else x
+
+    image = tf.keras.Input(INPUT_SHAPE)
+    x = conv_bn(image, 64, 7, 2)
+    x = layers.MaxPooling2D(3, 2, padding="same")(x)
+    for stage, filters in enumerate((64, 128, 256, 512)):
+        for block in range(2):
+            strides = 2 if stage > 0 and block == 0 else 1
+            shortcut = conv_bn(x, filters, 1, strides, relu=False) if strides > 1 else x
+            y = conv_bn(x, filters, 3, strides)
+            y = conv_bn(y, filters, 3, relu=False)
+            x = layers.ReLU()(layers.Add()([shortcut, y]))
+    x = layers.GlobalAveragePooling2D()(x)
+    return tf.keras.Model(image, layers.Dense(CLASSES, activation="softmax")(x), name="resnet18_float")
+
+
+def _larq_zoo(name):
+    def build():
+        try:
+            import larq_zoo
+        except ImportError:
+            sys.exit("error: larq-zoo is missing: pip install -e '.[bench]' (or run `make bench`)")
+        family = larq_zoo.sota if hasattr(larq_zoo.sota, name) else larq_zoo.literature
+        return getattr(family, name)(weights=None, input_shape=INPUT_SHAPE, num_classes=CLASSES)
+
+    return build
+
+
+MODELS = {
+    "BCNN18": lambda: bcnn_keras.BCNN18(input_shape=INPUT_SHAPE, classes=CLASSES),
+    "BCNNA": lambda: bcnn_keras.BCNNA(input_shape=INPUT_SHAPE, classes=CLASSES),
+    "float_ResNet18": float_resnet18,
+    "QuickNetSmall": _larq_zoo("QuickNetSmall"),
+    "QuickNet": _larq_zoo("QuickNet"),
+    "BinaryResNetE18": _larq_zoo("BinaryResNetE18"),
+}
+
+
+def _layer_alone(layer):
+    """`layer` as the only layer of a model with its input shape (random weights)."""
+    image = tf.keras.Input(layer.input_shape[1:])
+    return tf.keras.Model(image, layer.__class__.from_config(layer.get_config())(image))
+
+
+def bconv_milliseconds(model, runs):
+    """Sum over the binary conv layers of `model` of their latency, each timed alone.
+
+    The interpreter has no per-op profiler in Python, so every bconv layer is converted and
+    timed on its own (identical layers once); the time includes packing its float input.
+    """
+    cache, total = {}, 0.0
+    for layer in export.binary_layers(model):
+        if not isinstance(layer, tf.keras.layers.Conv2D):
+            raise ValueError(f"cannot time binary layer {layer.name} ({type(layer).__name__}) alone")
+        config = {**layer.get_config(), "name": None}
+        key = json.dumps([layer.input_shape, config], sort_keys=True, default=str)
+        if key not in cache:
+            flatbuffer = export.convert(_layer_alone(layer))
+            cache[key] = export.latency_x86(flatbuffer, runs=runs)["median_ms"]
+        total += cache[key]
+    return total
+
+
+def cpu_peak():
+    """A notional peak binary rate of one core: one 512-bit XOR + POPCNT per cycle.
+
+    2 ops per binary MAC (XOR, then count), 512 MACs per instruction pair, at the clock that
+    /proc/cpuinfo reports. Cores without AVX-512 VPOPCNTDQ reach a fraction of it.
+    """
+    megahertz, flags = None, set()
+    with open("/proc/cpuinfo") as cpuinfo:
+        for line in cpuinfo:
+            key, _, value = line.partition(":")
+            if key.strip() == "cpu MHz" and megahertz is None:
+                megahertz = float(value)
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    ghz = (megahertz or 0) / 1000
+    return {
+        "clock_ghz": round(ghz, 3),
+        "peak_binary_gops_512bit": round(ghz * 512 * 2, 1),
+        "avx512_vpopcntdq": "avx512_vpopcntdq" in flags,
+        "avx2": "avx2" in flags,
+    }
+
+
+def convert_and_count(build, args):
+    """Builds and converts one model; returns `(flatbuffer, result)` with size and MACs."""
+    model = build()
+    flatbuffer = export.convert(model)
+    census = export.census(flatbuffer)
+    result = {
+        "size_bytes": census["size_bytes"],
+        "binary_macs": census["macs"]["binary"],
+        "float_macs": census["macs"]["float"],
+        "binary_mac_fraction": census["binary_mac_fraction"],
+        "ops": census["ops"],
+    }
+    if census["macs"]["binary"] and not args.skip_bconv_profile:
+        result["bconv_ms"] = bconv_milliseconds(model, args.runs)
+        result["bconv_binary_gops"] = 2 * census["macs"]["binary"] / result["bconv_ms"] / 1e6
+    tf.keras.backend.clear_session()
+    return flatbuffer, result
+
+
+# Interpreter settings of the latency columns: the target column first, then the extras.
+LATENCY_SETTINGS = {
+    "latency": dict(threads=1, indirect_bgemm=True, xnnpack=True),
+    "latency_default_kernel": dict(threads=1, indirect_bgemm=False, xnnpack=True),
+    "latency_2_threads": dict(threads=2, indirect_bgemm=True, xnnpack=True),
+}
+
+
+def interleaved_latencies(flatbuffers, settings, runs, rounds):
+    """Latency of every model, timed in `rounds` that each visit every model once, so that a
+    slow spell of a noisy machine is spread over all of them. Median and p10/p90 of all runs."""
+    timings = {name: [] for name in flatbuffers}
+    last = {}
+    for _ in range(rounds):
+        for name, flatbuffer in flatbuffers.items():
+            last[name] = export.latency_x86(flatbuffer, runs=runs, **settings)
+            timings[name] += last[name].pop("timings_ms")
+    return {
+        name: {
+            **last[name],
+            "runs": len(values),
+            "rounds": rounds,
+            "median_ms": float(np.median(values)),
+            "mean_ms": float(np.mean(values)),
+            "min_ms": float(np.min(values)),
+            "p10_ms": float(np.percentile(values, 10)),
+            "p90_ms": float(np.percentile(values, 90)),
+        }
+        for name, values in timings.items()
+    }
+
+
+def ratios(results):
+    reference = results[REFERENCE]
+    latency = {name: r["latency"]["median_ms"] for name, r in results.items()}
+    found = {}
+    if "QuickNet" in results:
+        found["latency_vs_QuickNet"] = latency[REFERENCE] / latency["QuickNet"]
+    if "float_ResNet18" in results:
+        found["latency_vs_float_ResNet18"] = latency[REFERENCE] / latency["float_ResNet18"]
+        found["size_ratio_float_ResNet18_over_BCNN18"] = results["float_ResNet18"]["size_bytes"] / reference["size_bytes"]
+    found["size_bytes"] = reference["size_bytes"]
+    found["binary_mac_fraction"] = reference["binary_mac_fraction"]
+    at_least = ("size_ratio_float_ResNet18_over_BCNN18", "binary_mac_fraction")
+    return {
+        key: {
+            "value": value,
+            "target": TARGETS[key],
+            "met": value >= TARGETS[key] if key in at_least else value <= TARGETS[key],
+        }
+        for key, value in found.items()
+    }
+
+
+def print_table(results, peak):
+    header = f"{'model':16s} {'size':>10s} {'binary MACs':>12s} {'float MACs':>11s} {'binary':>7s} {'latency ms':>11s} {'p10-p90':>13s} {'bconv GOPS':>11s}"
+    print(header)
+    print("-" * len(header))
+    for name, r in results.items():
+        latency = r["latency"]
+        gops = f"{r['bconv_binary_gops']:.0f}" if r.get("bconv_binary_gops") else "-"
+        print(
+            f"{name:16s} {r['size_bytes'] / 1e6:8.2f}MB {r['binary_macs'] / 1e9:10.2f} G {r['float_macs'] / 1e9:9.2f} G "
+            f"{r['binary_mac_fraction']:7.1%} {latency['median_ms']:11.1f} "
+            f"{latency['p10_ms']:6.1f}-{latency['p90_ms']:<6.1f} {gops:>11s}"
+        )
+    extras = [column for column in ("latency_default_kernel", "latency_2_threads") if column in next(iter(results.values()))]
+    if extras:
+        print(f"\n{'model':16s} " + " ".join(f"{column.replace('latency_', ''):>16s}" for column in extras) + "  (median ms)")
+        for name, r in results.items():
+            print(f"{name:16s} " + " ".join(f"{r[column]['median_ms']:16.1f}" for column in extras))
+    print(
+        f"peak estimate: {peak['peak_binary_gops_512bit']:.0f} binary GOPS per core "
+        f"(512-bit XOR+POPCNT per cycle at {peak['clock_ghz']} GHz; AVX-512 VPOPCNTDQ here: {peak['avx512_vpopcntdq']})"
+    )
+
+
+def plot(results, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    for name, r in results.items():
+        x, y = r["latency"]["median_ms"], r["size_bytes"] / 1e6
+        axes.scatter(x, y, color="tab:red" if name.startswith("BCNN") else "tab:blue")
+        axes.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    axes.set_yscale("log")
+    axes.set_xlabel("latency, ms (1 thread, LCE interpreter, x86)")
+    axes.set_ylabel("flatbuffer size, MB (log)")
+    axes.set_title("224x224 ImageNet-shaped models: size against latency")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="models to measure")
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per model and round, after 3 warm-up runs (>= 10)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds over all models (interleaved timing)")
+    parser.add_argument("--extras", action="store_true", help="also time the default kernel and 2 threads")
+    parser.add_argument("--skip-bconv-profile", action="store_true", help="do not time the bconv layers one by one")
+    parser.add_argument("--json", default=os.path.join(RESULTS_DIR, "inference.json"))
+    parser.add_argument("--png", default=os.path.join(RESULTS_DIR, "inference.png"))
+    args = parser.parse_args()
+    if args.runs < 10:
+        parser.error("--runs must be >= 10")
+
+    results, flatbuffers = {}, {}
+    for name in args.models:
+        print(f"converting {name} ...", flush=True)
+        flatbuffers[name], results[name] = convert_and_count(MODELS[name], args)
+    columns = list(LATENCY_SETTINGS) if args.extras else ["latency"]
+    for column in columns:
+        print(f"timing {column} ...", flush=True)
+        latencies = interleaved_latencies(flatbuffers, LATENCY_SETTINGS[column], args.runs, args.rounds)
+        for name, latency in latencies.items():
+            results[name][column] = latency
+    peak = cpu_peak()
+    print()
+    print_table(results, peak)
+    report = {
+        "input_shape": list(INPUT_SHAPE),
+        "classes": CLASSES,
+        "interpreter": "larq_compute_engine Interpreter, 1 thread, indirect BGEMM, XNNPACK for float ops",
+        "cpu": results[args.models[0]]["latency"]["cpu"],
+        "cpu_peak": peak,
+        "versions": {"tensorflow": tf.__version__, "larq": lq.__version__},
+        "models": results,
+    }
+    if REFERENCE in results:
+        report["targets"] = ratios(results)
+        print()
+        for key, check in report["targets"].items():
+            print(f"{key:42s} {check['value']:10.3f}  target {check['target']:<10g} {'met' if check['met'] else 'MISSED'}")
+    write_json(report, args.json)
+    plot(results, args.png)
+    print("wrote", args.png)
+
+
+if __name__ == "__main__":
+    main()
