@@ -17,6 +17,8 @@ Example:
 import dataclasses
 import gzip
 import os
+import socket
+import urllib.parse
 
 import numpy as np
 import tensorflow as tf
@@ -110,11 +112,26 @@ def _how_to_get(name, data_dir, manual_dir):
     )
 
 
+def _unreachable_hosts(builder):
+    """The download hosts of a tfds builder that do not resolve (no network here)."""
+    hosts = {urllib.parse.urlparse(url).hostname for url in (getattr(builder, "url_infos", None) or {})}
+    unreachable = []
+    for host in hosts:
+        try:
+            socket.getaddrinfo(host, 443)
+        except OSError:
+            unreachable.append(host)
+    return unreachable
+
+
 def _load_tfds(name, split, *, data_dir, manual_dir):
     """Loads a tfds split as (image, label) tuples, preparing it if it is not built yet."""
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(name, data_dir=data_dir)
+    prepared = tf.io.gfile.exists(os.path.join(builder.data_dir, "dataset_info.json"))
+    if not prepared and _unreachable_hosts(builder):  # fail at once instead of after tfds' retries
+        raise DatasetNotFoundError(_how_to_get(name, data_dir, manual_dir))
     try:
         builder.download_and_prepare(
             download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)

@@ -211,7 +211,8 @@ class ThermometerEncoding(tf.keras.layers.Layer):
     level widths makes its straight-through window one level wide, which is what lets
     `trainable_thresholds=True` (the "learned" encoding) move the thresholds.
 
-    Pick `levels` so that `C * levels` is a multiple of 32: LCE packs channels into 32-bit words.
+    LCE packs channels into 32-bit words: `C * levels` of at most 32 fits one word per pixel, and
+    beyond that a multiple of 32 wastes no bits.
 
     Example:
         >>> planes = tf.sign(ThermometerEncoding(levels=4)(tf.constant([[[[100.0]]]])))

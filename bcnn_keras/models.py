@@ -50,10 +50,11 @@ def scaled_width(filters, width_multiplier):
 
 
 def default_encoding_levels(channels):
-    """Thermometer levels per channel that fill one 32-bit packed word per pixel: 32 // channels.
+    """Thermometer levels per channel, `32 // channels`: at most 32 planes per pixel, one
+    32-bit packed word for images of up to 32 channels.
 
     The encoding runs at full input resolution, so its cost grows with `channels * levels`;
-    one word keeps the input block cheap (32 levels for grey images, 10 for RGB).
+    one word keeps the input block cheap (32 levels for grey images, 10 for RGB: 30 planes).
 
     Example:
         >>> default_encoding_levels(3)
@@ -225,8 +226,8 @@ _COMMON_ARGUMENTS_DOC = """
         input_encoding: `"thermometer"` (fixed, evenly spaced thresholds) or `"learned"`
             (thermometer-initialised, trainable thresholds).
         encoding_levels: thermometer levels per image channel; `None` picks
-            `default_encoding_levels(channels)` (32 for grey, 10 for RGB). Keep `channels * levels` a
-            multiple of 32, the width of LCE's bit-packing.
+            `default_encoding_levels(channels)` (32 for grey, 10 for RGB). `channels * levels` at most 32
+            fits one word of LCE's bit-packing; beyond that, a multiple of 32 wastes no bits.
         nonlinearity: `"rprelu"` after each residual add, or `None`.
         binary: `False` builds the float twin (real weights, hard-tanh in place of sign), the
             baseline and distillation teacher.
@@ -271,7 +272,8 @@ def initialize_from_float_twin(model, float_twin):
     The float twin computes hard-tanh where `model` takes the sign, so it is a real-valued
     network with the binary one's layers (Bi-Real Net's clip(-1, 1) pre-training): training it
     first and starting phase 1 from its weights gives the binary model a head start. Only
-    the training phase flags are left as they are.
+    the training phase flags are left as they are; kernels are clipped to the model's
+    constraint (larq's weight clip).
 
     Example:
         >>> twin = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, binary=False)
@@ -280,6 +282,9 @@ def initialize_from_float_twin(model, float_twin):
     """
     source_layers = {layer.name: layer for layer in float_twin.layers}
     targets = [layer for layer in model.layers if layer.weights]
+    extra = {name for name, layer in source_layers.items() if layer.weights} - {layer.name for layer in targets}
+    if extra:
+        raise ValueError(f"{float_twin.name!r} is not the float twin of {model.name!r}: it has layers {sorted(extra)}")
     for layer in targets:
         source = source_layers.get(layer.name)
         variables = [w for w in layer.weights if not w.name.endswith("phase:0")]
@@ -295,6 +300,9 @@ def initialize_from_float_twin(model, float_twin):
         variables = [w for w in layer.weights if not w.name.endswith("phase:0")]
         for variable, value in zip(variables, source_layers[layer.name].weights):
             variable.assign(value)
+        # The twin's kernels are unconstrained; clip them now rather than at the first update.
+        if getattr(layer, "kernel_constraint", None) is not None:
+            layer.kernel.assign(layer.kernel_constraint(layer.kernel))
 
 
 def custom_objects():

@@ -62,6 +62,8 @@ def main():
 
     arguments = training_arguments(args)
     output_dir = os.path.join(REPO, args.output_dir)
+    if os.path.commonpath([os.path.abspath(output_dir), os.path.join(REPO, "runs")]) != os.path.join(REPO, "runs"):
+        parser.error("--output-dir must be inside runs/ (the benchmark deletes it first)")
     # The training CLI resumes from an existing output dir; a benchmark must time a fresh run.
     shutil.rmtree(output_dir, ignore_errors=True)
     command = [sys.executable, "-m", "bcnn_keras.train", *arguments]

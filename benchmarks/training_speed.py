@@ -84,7 +84,8 @@ def main():
     for name, result in results.items():
         for variant, value in result["seconds_per_step"].items():
             ratio = result["ratio_to_float_twin"][variant]
-            worst = max(worst, ratio)
+            if variant != "float twin":
+                worst = max(worst, ratio)
             print(f"{name:15s} {variant:16s} {value:8.3f} {ratio:8.2f}")
     met = worst <= TARGET_RATIO
     print(f"worst binary/float ratio {worst:.2f}, target <= {TARGET_RATIO}: {'met' if met else 'MISSED'}")

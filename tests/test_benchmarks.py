@@ -11,7 +11,7 @@ REPO = pathlib.Path(__file__).parent.parent
 def test_inference_benchmark_measures_bcnn18_against_float_resnet18(tmp_path):
     output = tmp_path / "inference.json"
     command = [
-        sys.executable, "benchmarks/inference.py", "--models", "BCNN18", "float_ResNet18", "--runs", "10",
+        sys.executable, "benchmarks/inference.py", "--models", "BCNN18", "float_ResNet18", "--runs", "10", "--rounds", "1",
         "--skip-bconv-profile", "--json", str(output), "--png", str(tmp_path / "inference.png"),
     ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900)

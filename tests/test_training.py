@@ -195,6 +195,10 @@ def test_binary_model_starts_from_its_float_twin():
     assert len(copied) == len(twin.weights)
     assert all(np.array_equal(w.numpy(), twin_weights[w.name]) for w in copied)
     assert bcnn_keras.get_phase(model) == 1
+    kernel = twin.get_layer("block1_conv").kernel
+    kernel.assign(tf.fill(kernel.shape, 3.0))  # the twin's kernels are unconstrained
+    bcnn_keras.models.initialize_from_float_twin(model, twin)
+    assert np.all(model.get_layer("block1_conv").kernel.numpy() == 1.0)
     with pytest.raises(ValueError, match="is not the float twin"):
         bcnn_keras.models.initialize_from_float_twin(model, small_bcnn18(binary=False, width_multiplier=0.5))
 
