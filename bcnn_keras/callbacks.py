@@ -23,8 +23,10 @@ class TwoStepTraining(tf.keras.callbacks.Callback):
     Phase 1 (`phase1_epochs`) trains binary activations with real-valued weights, with weight
     decay `phase1_weight_decay`; phase 2 (`phase2_epochs`) binarizes the weights, starting from
     the phase-1 weights, with `phase2_weight_decay`. Within each phase the learning rate warms up
-    linearly over `warmup_epochs` and then decays linearly to 0 (`decay="linear"`), follows a
-    half cosine (`"cosine"`) or stays constant (`None`).
+    linearly over `warmup_epochs` to its peak (`learning_rate`, default the optimizer's, and
+    `phase2_learning_rate` in phase 2, default the same) and then decays linearly to 0
+    (`decay="linear"`), follows a half cosine (`"cosine"`) or stays constant (`None`). A lower
+    phase-2 peak flips fewer weight signs at the switch, which helps short schedules.
 
     Weight decay is decoupled (`kernel -= lr * decay * kernel` after each step) and applies to
     the conv kernels (for binary convs, their latent weights). The optimizer must be a
@@ -45,6 +47,7 @@ class TwoStepTraining(tf.keras.callbacks.Callback):
         phase2_epochs,
         *,
         learning_rate=None,
+        phase2_learning_rate=None,
         phase1_weight_decay=1e-5,
         phase2_weight_decay=0.0,
         warmup_epochs=0,
@@ -59,6 +62,7 @@ class TwoStepTraining(tf.keras.callbacks.Callback):
         self.phase1_epochs = int(phase1_epochs)
         self.phase2_epochs = int(phase2_epochs)
         self.learning_rate = learning_rate
+        self.phase2_learning_rate = phase2_learning_rate
         self.weight_decays = {1: phase1_weight_decay, 2: phase2_weight_decay}
         self.warmup_epochs = warmup_epochs
         self.decay = decay
@@ -77,10 +81,13 @@ class TwoStepTraining(tf.keras.callbacks.Callback):
         """The learning rate at `fraction` (0..1) of the way through `epoch`."""
         phase = self.phase_of_epoch(epoch)
         start, length = (0, self.phase1_epochs) if phase == 1 else (self.phase1_epochs, self.phase2_epochs)
+        peak = self.learning_rate
+        if phase == 2 and self.phase2_learning_rate is not None:
+            peak = self.phase2_learning_rate
         progress = (epoch - start + fraction) / max(length, 1)
         warmup = self.warmup_epochs / max(length, 1)
         if warmup and progress < warmup:
-            return self.learning_rate * progress / warmup
+            return peak * progress / warmup
         remaining = (progress - warmup) / max(1.0 - warmup, 1e-12)
         if self.decay == "linear":
             factor = 1.0 - remaining
@@ -88,7 +95,7 @@ class TwoStepTraining(tf.keras.callbacks.Callback):
             factor = 0.5 * (1.0 + math.cos(math.pi * remaining))
         else:
             factor = 1.0
-        return self.learning_rate * max(factor, 0.0)
+        return peak * max(factor, 0.0)
 
     def _phased_model(self):
         # A distillation wrapper trains its student; the teacher keeps its own weights.
@@ -155,6 +162,7 @@ class TwoStepTraining(tf.keras.callbacks.Callback):
             "phase1_epochs": self.phase1_epochs,
             "phase2_epochs": self.phase2_epochs,
             "learning_rate": self.learning_rate,
+            "phase2_learning_rate": self.phase2_learning_rate,
             "phase1_weight_decay": self.weight_decays[1],
             "phase2_weight_decay": self.weight_decays[2],
             "warmup_epochs": self.warmup_epochs,

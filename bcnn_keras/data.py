@@ -191,6 +191,7 @@ def make_dataset(
     batch_size,
     *,
     training=None,
+    augment=True,
     seed=0,
     data_dir=None,
     manual_dir=None,
@@ -199,8 +200,8 @@ def make_dataset(
 ):
     """A batched, prefetched `tf.data.Dataset` of (float32 pixels in 0..255, int64 labels).
 
-    With `training` (default: `split` is the train split) it shuffles and augments, seeded:
-    the same `seed` gives the same batches, epoch after epoch. `limit` keeps the first
+    With `training` (default: `split` is the train split) it shuffles and, unless `augment` is
+    False, augments, seeded: the same `seed` gives the same batches, epoch after epoch. `limit` keeps the first
     `limit` examples (for quick runs). Raises `DatasetNotFoundError` with one line saying how
     to get a missing dataset.
 
@@ -214,12 +215,13 @@ def make_dataset(
     if limit:
         dataset = dataset.take(limit)
     dataset = dataset.map(lambda image, label: (tf.cast(image, tf.float32), tf.cast(label, tf.int64)))
-    if name == "imagenet2012" and not training:
+    if name == "imagenet2012" and not (training and augment):  # batching needs one image size
         dataset = dataset.map(lambda image, label: (_center_crop(image), label), tf.data.AUTOTUNE)
     if cache and name != "imagenet2012":
         dataset = dataset.cache()
     if training:
         dataset = dataset.shuffle(_shuffle_buffer(name), seed=seed, reshuffle_each_iteration=True)
+    if training and augment:
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip((dataset, seeds)).map(
             lambda example, pair: (_augment(name, example[0], pair), example[1]),

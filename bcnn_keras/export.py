@@ -836,6 +836,22 @@ def _cpu_name():
     return platform.processor() or "unknown"
 
 
+def latency_summary(timings_ms):
+    """Median, mean, min and p10/p90 of latency timings (ms), as a report's `*_ms` fields.
+
+    Example:
+        >>> latency_summary([3.0, 1.0, 2.0])["median_ms"]
+        2.0
+    """
+    return {
+        "median_ms": float(np.median(timings_ms)),
+        "mean_ms": float(np.mean(timings_ms)),
+        "min_ms": float(np.min(timings_ms)),
+        "p10_ms": float(np.percentile(timings_ms, 10)),
+        "p90_ms": float(np.percentile(timings_ms, 90)),
+    }
+
+
 def latency_x86(flatbuffer, runs=20, warmup=3, *, threads=1, indirect_bgemm=True, xnnpack=False):
     """Single-image latency of the flatbuffer on this (x86) host, in milliseconds.
 
@@ -861,11 +877,7 @@ def latency_x86(flatbuffer, runs=20, warmup=3, *, threads=1, indirect_bgemm=True
         timings.append((time.perf_counter() - start) * 1000)
     kernel = "LCE indirect BGEMM" if indirect_bgemm else "LCE default BGEMM"
     return {
-        "median_ms": float(np.median(timings)),
-        "mean_ms": float(np.mean(timings)),
-        "min_ms": float(np.min(timings)),
-        "p10_ms": float(np.percentile(timings, 10)),
-        "p90_ms": float(np.percentile(timings, 90)),
+        **latency_summary(timings),
         "runs": runs,
         "warmup_runs": warmup,
         "timings_ms": [float(t) for t in timings],

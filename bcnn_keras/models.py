@@ -280,27 +280,29 @@ def initialize_from_float_twin(model, float_twin):
         >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10)
         >>> initialize_from_float_twin(model, twin)
     """
+    def mismatch(detail):
+        return ValueError(f"{float_twin.name!r} is not the float twin of {model.name!r}: {detail}")
+
+    phase_flags = {id(q.phase_variable) for q in layers._phased_quantizers(model)}
     source_layers = {layer.name: layer for layer in float_twin.layers}
     targets = [layer for layer in model.layers if layer.weights]
     extra = {name for name, layer in source_layers.items() if layer.weights} - {layer.name for layer in targets}
     if extra:
-        raise ValueError(f"{float_twin.name!r} is not the float twin of {model.name!r}: it has layers {sorted(extra)}")
+        raise mismatch(f"it has layers {sorted(extra)}")
+    pairs = []
     for layer in targets:
         source = source_layers.get(layer.name)
-        variables = [w for w in layer.weights if not w.name.endswith("phase:0")]
+        variables = [w for w in layer.weights if id(w) not in phase_flags]
         if source is None or len(source.weights) != len(variables):
-            raise ValueError(f"{float_twin.name!r} is not the float twin of {model.name!r}: layer {layer.name!r} differs")
+            raise mismatch(f"layer {layer.name!r} differs")
         for variable, value in zip(variables, source.weights):
             if variable.shape != value.shape:
-                raise ValueError(
-                    f"{float_twin.name!r} is not the float twin of {model.name!r}: "
-                    f"{variable.name} has shape {variable.shape}, the twin's {value.shape}"
-                )
+                raise mismatch(f"{variable.name} has shape {variable.shape}, the twin's {value.shape}")
+            pairs.append((variable, value))
+    for variable, value in pairs:
+        variable.assign(value)
+    # The twin's kernels are unconstrained; clip them now rather than at the first update.
     for layer in targets:
-        variables = [w for w in layer.weights if not w.name.endswith("phase:0")]
-        for variable, value in zip(variables, source_layers[layer.name].weights):
-            variable.assign(value)
-        # The twin's kernels are unconstrained; clip them now rather than at the first update.
         if getattr(layer, "kernel_constraint", None) is not None:
             layer.kernel.assign(layer.kernel_constraint(layer.kernel))
 

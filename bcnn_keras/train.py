@@ -61,10 +61,17 @@ def build_parser():
     parser.add_argument("--encoding-levels", type=int, help="thermometer levels per image channel (default: 32 // channels)")
     parser.add_argument("--batch-size", type=int, default=128, help="global batch size")
     parser.add_argument("--learning-rate", type=float, default=2e-3, help="peak Adam learning rate of each phase")
+    parser.add_argument("--phase2-learning-rate", type=float, help="peak learning rate of phase 2 (default: --learning-rate)")
     parser.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up at the start of each phase")
     parser.add_argument("--phase1-weight-decay", type=float, default=1e-5, help="decoupled weight decay in phase 1")
     parser.add_argument("--strategy", choices=STRATEGIES, default="default", help="tf.distribute strategy ('multiworker' reads TF_CONFIG)")
     parser.add_argument("--mixed-precision", action="store_true", help="train with the mixed_float16 policy (for GPUs)")
+    parser.add_argument(
+        "--no-augment",
+        dest="augment",
+        action="store_false",
+        help="train without the standard augmentation (short schedules can fit better without it)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, shuffling and augmentation")
     parser.add_argument("--data-dir", help="tensorflow-datasets data dir (or a dir with Fashion-MNIST IDX files)")
     parser.add_argument("--manual-dir", help="tensorflow-datasets manual download dir (ImageNet)")
@@ -77,7 +84,7 @@ def build_parser():
 def _check_arguments(args):
     if args.phase1_epochs < 0 or args.phase2_epochs < 0 or args.phase1_epochs + args.phase2_epochs < 1:
         raise TrainingError("--phase1-epochs and --phase2-epochs must be >= 0 with at least one epoch in total")
-    for flag in ("batch_size", "learning_rate", "width_multiplier", "encoding_levels"):
+    for flag in ("batch_size", "learning_rate", "phase2_learning_rate", "width_multiplier", "encoding_levels"):
         if getattr(args, flag) is not None and getattr(args, flag) <= 0:
             raise TrainingError(f"--{flag.replace('_', '-')} must be > 0")
     if args.init_from_teacher and args.teacher != "float-twin":
@@ -272,7 +279,7 @@ def run(args):
         tf.keras.mixed_precision.set_global_policy("mixed_float16")
     strategy = make_strategy(args.strategy)
     train = data.make_dataset(
-        args.dataset, spec.train_split, args.batch_size, seed=args.seed,
+        args.dataset, spec.train_split, args.batch_size, augment=args.augment, seed=args.seed,
         data_dir=args.data_dir, manual_dir=args.manual_dir, limit=args.train_limit,
     )
     test = data.make_dataset(
@@ -294,6 +301,7 @@ def run(args):
         args.phase1_epochs,
         args.phase2_epochs,
         learning_rate=args.learning_rate,
+        phase2_learning_rate=args.phase2_learning_rate,
         phase1_weight_decay=args.phase1_weight_decay,
         warmup_epochs=args.warmup_epochs,
     )

@@ -19,7 +19,6 @@ import sys
 
 import bcnn_keras  # noqa: F401  (sets up Keras 2 before anything touches tf.keras)
 import larq as lq
-import numpy as np
 import tensorflow as tf
 
 from bcnn_keras import export
@@ -171,11 +170,7 @@ def interleaved_latencies(flatbuffers, settings, runs, rounds):
             **last[name],
             "runs": len(values),
             "rounds": rounds,
-            "median_ms": float(np.median(values)),
-            "mean_ms": float(np.mean(values)),
-            "min_ms": float(np.min(values)),
-            "p10_ms": float(np.percentile(values, 10)),
-            "p90_ms": float(np.percentile(values, 90)),
+            **export.latency_summary(values),
         }
         for name, values in timings.items()
     }

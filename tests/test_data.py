@@ -88,6 +88,15 @@ def test_augmentation_crops_and_flips_but_keeps_the_label_set(idx_dir):
     assert changed > len(augmented) // 2
 
 
+def test_training_without_augmentation_shuffles_the_images_themselves(idx_dir):
+    images, labels = data.load_fashion_mnist_arrays("train", data_dir=str(idx_dir))
+    batches = _batches(data.make_dataset("fashion_mnist", "train", 96, augment=False, data_dir=str(idx_dir)))
+    shuffled, shuffled_labels = batches[0]
+    pairs = {(tuple(image.ravel()), label) for image, label in zip(images.astype(np.float32), labels)}
+    assert {(tuple(image.ravel()), label) for image, label in zip(shuffled, shuffled_labels)} == pairs
+    assert not np.array_equal(shuffled_labels, labels)
+
+
 def test_missing_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "FASHION_MNIST_DIR", str(tmp_path / "not-installed"))
     # Then tensorflow-datasets is tried, and it cannot download here.

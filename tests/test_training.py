@@ -53,6 +53,14 @@ def test_learning_rate_decays_to_zero_within_each_phase_after_warmup():
     assert two_step.learning_rate_at(5, 0.5) == pytest.approx(0.5)
 
 
+def test_phase_2_can_have_its_own_peak_learning_rate():
+    two_step = callbacks.TwoStepTraining(2, 2, learning_rate=1.0, phase2_learning_rate=0.25)
+    assert two_step.learning_rate_at(0, 0.0) == pytest.approx(1.0)
+    assert two_step.learning_rate_at(2, 0.0) == pytest.approx(0.25)
+    assert two_step.learning_rate_at(3, 0.0) == pytest.approx(0.125)
+    assert two_step.get_config()["phase2_learning_rate"] == 0.25
+
+
 def _scale_latent_kernels(model, factor):
     for layer in model.layers:
         if isinstance(layer, layers.BinaryConv2D):
