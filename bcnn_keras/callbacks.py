@@ -26,7 +26,7 @@ class TwoStepTraining(tf.keras.callbacks.Callback):
     linearly over `warmup_epochs` to its peak (`learning_rate`, default the optimizer's, and
     `phase2_learning_rate` in phase 2, default the same) and then decays linearly to 0
     (`decay="linear"`), follows a half cosine (`"cosine"`) or stays constant (`None`). A lower
-    phase-2 peak flips fewer weight signs at the switch, which helps short schedules.
+    phase-2 peak flips fewer of the weight signs learnt in phase 1.
 
     Weight decay is decoupled (`kernel -= lr * decay * kernel` after each step) and applies to
     the conv kernels (for binary convs, their latent weights). The optimizer must be a

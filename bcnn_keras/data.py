@@ -201,8 +201,8 @@ def make_dataset(
     """A batched, prefetched `tf.data.Dataset` of (float32 pixels in 0..255, int64 labels).
 
     With `training` (default: `split` is the train split) it shuffles and, unless `augment` is
-    False, augments, seeded: the same `seed` gives the same batches, epoch after epoch. `limit` keeps the first
-    `limit` examples (for quick runs). Raises `DatasetNotFoundError` with one line saying how
+    False, augments, seeded: the same `seed` gives the same batches, epoch after epoch. `limit`
+    keeps the first `limit` examples (for quick runs). Raises `DatasetNotFoundError` with one line saying how
     to get a missing dataset.
 
     Example:
