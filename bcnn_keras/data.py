@@ -202,8 +202,8 @@ def make_dataset(
 
     With `training` (default: `split` is the train split) it shuffles and, unless `augment` is
     False, augments, seeded: the same `seed` gives the same batches, epoch after epoch. `limit`
-    keeps the first `limit` examples (for quick runs). Raises `DatasetNotFoundError` with one line saying how
-    to get a missing dataset.
+    keeps the first `limit` examples (for quick runs). Raises `DatasetNotFoundError` with one
+    line saying how to get a missing dataset.
 
     Example:
         >>> test = make_dataset("fashion_mnist", "test", batch_size=256)

@@ -356,8 +356,9 @@ def binary_classifier(x, classes, *, activation="softmax", binary=True, name="cl
 
     The threshold is a BatchNormalization: pooled features are mostly positive, so a plain
     learned bias would start with every sign at +1 (a constant, untrainable classifier), while
-    batch statistics centre them from the first step. The product is a 1x1 `BinaryConv2D` on a 1x1 map, because LCE keeps `QuantDense` in float;
-    the BatchNormalization after it is the per-class scale and bias that LCE folds into the bconv.
+    batch statistics centre them from the first step. The product is a 1x1 `BinaryConv2D` on a
+    1x1 map, because LCE keeps `QuantDense` in float; the BatchNormalization after it is the
+    per-class scale and bias that LCE folds into the bconv.
 
     Example:
         >>> features = tf.keras.Input((512,))

@@ -100,7 +100,7 @@ def _bcnn(
     blocks,
     *,
     stem_filters,
-    stem_stride,
+    default_stem_stride,
     stem_strides,
     name,
     include_top,
@@ -128,6 +128,8 @@ def _bcnn(
         stem_stride = stem_strides
     elif max(input_shape[:2]) <= SMALL_IMAGE_MAX_SIDE:
         stem_stride = 1
+    else:
+        stem_stride = default_stem_stride
     # A patchify stem (kernel = stride) replaces the float stem's early downsampling.
     stem_kernel = 3 if stem_stride == 1 else stem_stride
     x = layers.binary_input_block(
@@ -166,7 +168,7 @@ def _bcnn(
     return model
 
 
-def _model_builder(blocks, *, stem_filters, stem_stride, default_name, doc):
+def _model_builder(blocks, *, stem_filters, default_stem_stride, default_name, doc):
     def builder(
         *,
         include_top=True,
@@ -187,7 +189,7 @@ def _model_builder(blocks, *, stem_filters, stem_stride, default_name, doc):
         return _bcnn(
             blocks,
             stem_filters=stem_filters,
-            stem_stride=stem_stride,
+            default_stem_stride=default_stem_stride,
             stem_strides=stem_strides,
             name=name,
             include_top=include_top,
@@ -240,7 +242,7 @@ _COMMON_ARGUMENTS_DOC = """
 BCNN18 = _model_builder(
     _RESNET18_BLOCKS,
     stem_filters=64,
-    stem_stride=4,
+    default_stem_stride=4,
     default_name="bcnn18",
     doc="""A fully binary ResNet-18: every conv and the classifier are 1-bit x 1-bit.
 
@@ -254,7 +256,7 @@ BCNN18 = _model_builder(
 BCNNA = _model_builder(
     _REACTNET_A_BLOCKS,
     stem_filters=32,
-    stem_stride=2,
+    default_stem_stride=2,
     default_name="bcnna",
     doc="""A fully binary ReActNet-A (MobileNet-V1 layout), binary stem, shortcuts and classifier.
 

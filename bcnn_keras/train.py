@@ -206,7 +206,8 @@ def _compile(model, learning_rate):
 
 
 def _fit(model, train, test, epochs, output_dir, schedule_callback, verbose):
-    """One resumable `fit` (`schedule_callback` may be None) writing history, plots, checkpoints and TensorBoard logs to `output_dir`."""
+    """One resumable `fit` (`schedule_callback` may be None) writing history, checkpoints and
+    TensorBoard logs to `output_dir`."""
     history_path = os.path.join(output_dir, "history.json")
     model.fit(
         train,

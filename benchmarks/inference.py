@@ -163,7 +163,7 @@ def interleaved_latencies(flatbuffers, settings, runs, rounds):
     last = {}
     for _ in range(rounds):
         for name, flatbuffer in flatbuffers.items():
-            last[name] = export.latency_x86(flatbuffer, runs=runs, **settings)
+            last[name] = export.latency_x86(flatbuffer, runs=runs, keep_timings=True, **settings)
             timings[name] += last[name].pop("timings_ms")
     return {
         name: {

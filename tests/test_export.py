@@ -267,6 +267,7 @@ def test_default_bcnn18_is_100_percent_binary_within_1_6_mb(default_bcnn18_repor
     # lq.models.summary's prediction is close for a fully binary model (unlike with QuantDense).
     assert 0.9 < report["size_bytes"] / report["predicted_size_bytes"] < 1.2
     assert report["latency_ms_x86"] > 0 and report["latency_x86"]["runs"] == 10
+    assert "timings_ms" not in report["latency_x86"]  # a report keeps the summary only
 
 
 def test_rewrite_turns_binary_quantdense_into_an_identical_1x1_binary_conv():
