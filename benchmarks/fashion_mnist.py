@@ -52,10 +52,10 @@ def _load(path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--width-multiplier", type=float, default=0.25)
+    parser.add_argument("--width-multiplier", type=float, default=0.375)
     parser.add_argument("--stem-strides", type=int, default=2)
-    parser.add_argument("--phase1-epochs", type=int, default=6)
-    parser.add_argument("--phase2-epochs", type=int, default=4)
+    parser.add_argument("--phase1-epochs", type=int, default=3)
+    parser.add_argument("--phase2-epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--phase2-learning-rate", type=float, default=3e-3)
