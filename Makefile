@@ -35,7 +35,7 @@ test-all: venv fashion-mnist
 # The main job: two-step training of a small fully binary BCNN18, then export and verification.
 demo: venv fashion-mnist
 	$(PY) -m bcnn_keras.train --dataset fashion_mnist --model BCNN18 --width-multiplier 0.25 \
-	    --phase1-epochs 1 --phase2-epochs 1 --train-limit 12000 --output-dir $(DEMO_DIR) --verbose 2
+	    --phase1-epochs 1 --phase2-epochs 1 --train-limit 24000 --output-dir $(DEMO_DIR) --verbose 2
 	$(PY) export/to_tflite.py $(DEMO_DIR)/model.keras -o $(DEMO_DIR)/model.tflite \
 	    --verify fashion_mnist --report $(DEMO_DIR)/report.json
 

@@ -24,6 +24,12 @@ def _ensure_keras2():
     # TensorFlow decides which Keras `tf.keras` means on its first attribute access,
     # so the variable still takes effect as long as nobody has touched tf.keras yet.
     os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    # TensorFlow turns oneDNN on by default only on x86 CPUs with AVX512_VNNI, AVX512_BF16 or
+    # AMX. Elsewhere its default kernels are much slower at the backward pass of convolutions
+    # on small maps, most of a BCNN's training time. The variable is read when TensorFlow is
+    # imported, so it only takes effect when bcnn_keras comes first; TF_ENABLE_ONEDNN_OPTS=0
+    # opts out.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     import tensorflow as tf
 
     if not tf.keras.Model.__module__.startswith("tf_keras."):

@@ -165,3 +165,17 @@ def test_import_after_keras3_fails_with_one_line():
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("ImportError: bcnn_keras needs Keras 2")
     assert "TF_USE_LEGACY_KERAS=1" in last_line
+
+
+@pytest.mark.parametrize("setting, enabled", [(None, True), ("0", False)])
+def test_import_turns_onednn_on_unless_opted_out(setting, enabled):
+    code = (
+        "import bcnn_keras; from tensorflow.python.util import _pywrap_util_port; "
+        "print(_pywrap_util_port.IsMklEnabled())"
+    )
+    env = {"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"}
+    if setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = setting
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == str(enabled)
