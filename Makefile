@@ -7,7 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 DEMO_DIR := runs/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test test-all demo bench bench-accuracy notebooks fashion-mnist clean
+.PHONY: venv test test-all demo bench bench-accuracy bench-design notebooks fashion-mnist clean
 
 venv: $(INSTALLED)
 
@@ -48,8 +48,13 @@ bench: venv
 notebooks: venv fashion-mnist
 	$(VENV)/bin/jupyter-execute --inplace --timeout=3600 notebooks/*.ipynb
 
+# The headline accuracy run (fully binary BCNN18 against its float twin, exported and verified).
 bench-accuracy: venv fashion-mnist
 	$(PY) benchmarks/fashion_mnist.py
+
+# The design-space table: float input layer / shortcuts / classifier against fully binary.
+bench-design: venv fashion-mnist
+	$(PY) benchmarks/design_space.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

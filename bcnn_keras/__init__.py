@@ -51,6 +51,8 @@ from bcnn_keras.layers import (  # noqa: E402
     binary_classifier,
     binary_input_block,
     downsampling_shortcut,
+    float_classifier,
+    float_input_block,
     get_phase,
     set_phase,
 )
@@ -74,6 +76,8 @@ __all__ = [
     "data",
     "distillation",
     "downsampling_shortcut",
+    "float_classifier",
+    "float_input_block",
     "get_phase",
     "set_phase",
 ]

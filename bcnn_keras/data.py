@@ -154,14 +154,27 @@ def _pad_and_crop(image, seed, padding):
     return tf.image.stateless_random_crop(padded, (height, width, channels), seed)
 
 
-def _augment(name, image, seed):
-    """Standard training augmentation: pad-and-crop (+ flip) for small images, random resized
-    crop and flip for ImageNet. `seed` is a stateless seed, so the result is reproducible."""
+AUGMENTATIONS = ("standard", "flip", "none")
+
+
+def _augmentation(augment):
+    """The name of an `augment` argument: True is "standard", False or None is "none"."""
+    name = {True: "standard", False: "none", None: "none"}.get(augment, augment)
+    if name not in AUGMENTATIONS:
+        raise ValueError(f"augment must be one of {AUGMENTATIONS} (or True/False), got {augment!r}")
+    return name
+
+
+def _augment(name, image, seed, augmentation="standard"):
+    """Training augmentation. "standard": pad-and-crop (+ flip) for small images, random resized
+    crop and flip for ImageNet; "flip": a horizontal flip only. `seed` is a stateless seed, so
+    the result is reproducible."""
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    if name == "imagenet2012":
-        image = _random_resized_crop(image, crop_seed)
-    else:
-        image = _pad_and_crop(image, crop_seed, padding=2 if name == "fashion_mnist" else 4)
+    if augmentation == "standard":
+        if name == "imagenet2012":
+            image = _random_resized_crop(image, crop_seed)
+        else:
+            image = _pad_and_crop(image, crop_seed, padding=2 if name == "fashion_mnist" else 4)
     return tf.image.stateless_random_flip_left_right(image, flip_seed)
 
 
@@ -200,8 +213,9 @@ def make_dataset(
 ):
     """A batched, prefetched `tf.data.Dataset` of (float32 pixels in 0..255, int64 labels).
 
-    With `training` (default: `split` is the train split) it shuffles and, unless `augment` is
-    False, augments, seeded: the same `seed` gives the same batches, epoch after epoch. `limit`
+    With `training` (default: `split` is the train split) it shuffles and augments, seeded: the
+    same `seed` gives the same batches, epoch after epoch. `augment` is "standard" (or True),
+    "flip" (a horizontal flip only) or "none" (or False). `limit`
     keeps the first `limit` examples (for quick runs). Raises `DatasetNotFoundError` with one
     line saying how to get a missing dataset.
 
@@ -209,22 +223,24 @@ def make_dataset(
         >>> test = make_dataset("fashion_mnist", "test", batch_size=256)
     """
     spec = dataset_spec(name)
+    augmentation = _augmentation(augment)
     if training is None:
         training = split == spec.train_split
     dataset = _source(name, split, data_dir=data_dir, manual_dir=manual_dir)
     if limit:
         dataset = dataset.take(limit)
     dataset = dataset.map(lambda image, label: (tf.cast(image, tf.float32), tf.cast(label, tf.int64)))
-    if name == "imagenet2012" and not (training and augment):  # batching needs one image size
+    # Batching needs one image size; only the standard ImageNet augmentation crops to it.
+    if name == "imagenet2012" and not (training and augmentation == "standard"):
         dataset = dataset.map(lambda image, label: (_center_crop(image), label), tf.data.AUTOTUNE)
     if cache and name != "imagenet2012":
         dataset = dataset.cache()
     if training:
         dataset = dataset.shuffle(_shuffle_buffer(name), seed=seed, reshuffle_each_iteration=True)
-    if training and augment:
+    if training and augmentation != "none":
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         dataset = tf.data.Dataset.zip((dataset, seeds)).map(
-            lambda example, pair: (_augment(name, example[0], pair), example[1]),
+            lambda example, pair: (_augment(name, example[0], pair, augmentation), example[1]),
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )

@@ -289,37 +289,52 @@ def _batch_norm(name):
     return tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
 
 
-def downsampling_shortcut(x, filters, strides=1, name=None):
-    """The residual path of a block that changes resolution or width, with no matrix op.
+SHORTCUTS = ("pool", "float_conv")
 
-    Average pooling matches the conv's stride and `ChannelDuplication` its width, so the real-valued
-    information of `x` reaches the output unquantized (a binary 1x1 conv here would sign it away).
+
+def downsampling_shortcut(x, filters, strides=1, name=None, *, kind="pool"):
+    """The residual path of a block that changes resolution or width.
+
+    `kind="pool"` (the BCNN default) has no matrix op: average pooling matches the conv's
+    stride and `ChannelDuplication` its width, so the real-valued information of `x` reaches the
+    output unquantized (a binary 1x1 conv here would sign it away). `kind="float_conv"` is the
+    Bi-Real/larq-zoo shortcut instead: average pooling, then, where the width changes, a
+    real-valued 1x1 conv and BatchNormalization (LCE runs it as a float `CONV_2D`).
 
     Example:
         >>> x = tf.keras.Input((8, 8, 16))
         >>> downsampling_shortcut(x, 32, strides=2).shape
         TensorShape([None, 4, 4, 32])
     """
+    if kind not in SHORTCUTS:
+        raise ValueError(f"shortcut kind must be one of {SHORTCUTS}, got {kind!r}")
     if strides > 1:
         x = tf.keras.layers.AveragePooling2D(strides, padding="same", name=f"{name}_pool")(x)
-    if x.shape[-1] != filters:
-        x = ChannelDuplication(filters, name=f"{name}_duplicate")(x)
-    return x
+    if x.shape[-1] == filters:
+        return x
+    if kind == "float_conv":
+        x = tf.keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_conv")(x)
+        return _batch_norm(f"{name}_bn")(x)
+    return ChannelDuplication(filters, name=f"{name}_duplicate")(x)
 
 
-def bcnn_block(x, filters, kernel_size=3, strides=1, *, nonlinearity="rprelu", binary=True, name):
+def bcnn_block(
+    x, filters, kernel_size=3, strides=1, *, nonlinearity="rprelu", shortcut="pool", binary=True, name
+):
     """The BCNN building block: `x + BN(binary_conv(sign(x + b)))`, then optional RPReLU.
+
+    `shortcut` is the `kind` of `downsampling_shortcut` in blocks that change resolution or width.
 
     Example:
         >>> x = tf.keras.Input((8, 8, 32))
         >>> bcnn_block(x, 64, strides=2, name="demo").shape
         TensorShape([None, 4, 4, 64])
     """
-    shortcut = downsampling_shortcut(x, filters, strides, name=f"{name}_shortcut")
+    residual = downsampling_shortcut(x, filters, strides, kind=shortcut, name=f"{name}_shortcut")
     y = LearnedThreshold(name=f"{name}_threshold")(x)
     y = BinaryConv2D(filters, kernel_size, strides, binary=binary, name=f"{name}_conv")(y)
     y = _batch_norm(f"{name}_bn")(y)
-    y = tf.keras.layers.Add(name=f"{name}_add")([shortcut, y])
+    y = tf.keras.layers.Add(name=f"{name}_add")([residual, y])
     if nonlinearity == "rprelu":
         y = RPReLU(name=f"{name}_rprelu")(y)
     elif nonlinearity is not None:
@@ -351,6 +366,22 @@ def binary_input_block(
     return _batch_norm(f"{name}_bn")(y)
 
 
+def float_input_block(x, filters, *, kernel_size=3, strides=1, pixel_max=255.0, name):
+    """Raw pixels scaled to [-1, 1] -> real-valued conv -> BN: the larq-zoo style input layer.
+
+    LCE runs it as a float `CONV_2D`; `BCNN18(input_layer="float")` swaps it in for
+    `binary_input_block` (for ablations, or where accuracy matters more than full binarization).
+
+    Example:
+        >>> image = tf.keras.Input((28, 28, 1))
+        >>> float_input_block(image, 32, strides=2, name="stem").shape
+        TensorShape([None, 14, 14, 32])
+    """
+    y = tf.keras.layers.Rescaling(2.0 / pixel_max, offset=-1.0, name=f"{name}_rescale")(x)
+    y = tf.keras.layers.Conv2D(filters, kernel_size, strides, padding="same", use_bias=False, name=f"{name}_conv")(y)
+    return _batch_norm(f"{name}_bn")(y)
+
+
 def binary_classifier(x, classes, *, activation="softmax", binary=True, name="classifier"):
     """Pooled features -> threshold and sign -> binary matrix product -> per-class scale and bias.
 
@@ -370,9 +401,27 @@ def binary_classifier(x, classes, *, activation="softmax", binary=True, name="cl
     y = BinaryConv2D(classes, 1, binary=binary, name=f"{name}_conv")(y)
     y = _batch_norm(f"{name}_bn")(y)
     y = tf.keras.layers.Flatten(name=f"{name}_logits")(y)
-    if activation is not None:
-        y = tf.keras.layers.Activation(activation, dtype="float32", name="predictions")(y)
-    return y
+    return _output_activation(y, activation)
+
+
+def float_classifier(x, classes, *, activation="softmax", name="classifier"):
+    """Pooled features -> real-valued dense layer: the classifier of larq-zoo and ResNet.
+
+    LCE runs it as a float `FULLY_CONNECTED`; `BCNN18(classifier="float")` swaps it in for
+    `binary_classifier`.
+
+    Example:
+        >>> float_classifier(tf.keras.Input((512,)), 10).shape
+        TensorShape([None, 10])
+    """
+    y = tf.keras.layers.Dense(classes, name=f"{name}_dense")(x)
+    return _output_activation(y, activation)
+
+
+def _output_activation(logits, activation):
+    if activation is None:
+        return logits
+    return tf.keras.layers.Activation(activation, dtype="float32", name="predictions")(logits)
 
 
 def _phased_quantizers(model):

@@ -18,6 +18,9 @@ ENCODING_PLANES = 32
 # Inputs up to this size (both sides) get a stride-1 stem instead of the early downsampling.
 SMALL_IMAGE_MAX_SIDE = 64
 MIN_IMAGE_SIDE = 16
+# Widths round to a multiple of 8, or of 32: one word of LCE's bit-packing.
+CHANNEL_MULTIPLES = (8, 32)
+LAYER_KINDS = ("binary", "float")
 
 # (filters, kernel_size, strides) of each BCNN block, at width multiplier 1.
 _RESNET18_BLOCKS = [
@@ -44,9 +47,16 @@ _REACTNET_A_BLOCKS = [
 ]
 
 
-def scaled_width(filters, width_multiplier):
-    """`filters * width_multiplier`, rounded to a multiple of 8 (at least 8)."""
-    return max(8, int(filters * width_multiplier + 4) // 8 * 8)
+def scaled_width(filters, width_multiplier, channel_multiple=8):
+    """`filters * width_multiplier`, rounded to the nearest multiple of `channel_multiple`
+    (at least one multiple).
+
+    Example:
+        >>> scaled_width(64, 0.375), scaled_width(64, 0.375, channel_multiple=32)
+        (24, 32)
+    """
+    multiple = int(channel_multiple)
+    return max(multiple, int(filters * width_multiplier + multiple / 2) // multiple * multiple)
 
 
 def default_encoding_levels(channels):
@@ -102,6 +112,7 @@ def _bcnn(
     stem_filters,
     default_stem_stride,
     stem_strides,
+    stem_kernel_size,
     name,
     include_top,
     weights,
@@ -111,15 +122,27 @@ def _bcnn(
     classes,
     classifier_activation,
     width_multiplier,
+    channel_multiple,
     input_encoding,
     encoding_levels,
     nonlinearity,
+    input_layer,
+    shortcut,
+    classifier,
     binary,
 ):
-    """Builds any BCNN: binary input block, `blocks` of (filters, kernel, stride), binary head."""
+    """Builds any BCNN: input block, `blocks` of (filters, kernel, stride), classifier."""
     _check_arguments(weights, classes, include_top, pooling)
     if width_multiplier <= 0:
         raise ValueError(f"width_multiplier must be > 0, got {width_multiplier!r}")
+    if channel_multiple not in CHANNEL_MULTIPLES:
+        raise ValueError(f"channel_multiple must be one of {CHANNEL_MULTIPLES}, got {channel_multiple!r}")
+    if input_encoding not in layers.INPUT_ENCODINGS:  # checked here too: a float input layer ignores it
+        raise ValueError(f"input_encoding must be one of {layers.INPUT_ENCODINGS}, got {input_encoding!r}")
+    for argument, value in (("input_layer", input_layer), ("classifier", classifier)):
+        if value not in LAYER_KINDS:
+            raise ValueError(f"{argument} must be one of {LAYER_KINDS}, got {value!r}")
+    width = lambda filters: scaled_width(filters, width_multiplier, channel_multiple)  # noqa: E731
     image, input_shape = _input_image(input_shape, input_tensor)
 
     if stem_strides is not None:
@@ -130,32 +153,42 @@ def _bcnn(
         stem_stride = 1
     else:
         stem_stride = default_stem_stride
-    # A patchify stem (kernel = stride) replaces the float stem's early downsampling.
-    stem_kernel = 3 if stem_stride == 1 else stem_stride
-    x = layers.binary_input_block(
-        image,
-        scaled_width(stem_filters, width_multiplier),
-        levels=default_encoding_levels(input_shape[-1]) if encoding_levels is None else encoding_levels,
-        encoding=input_encoding,
-        kernel_size=stem_kernel,
-        strides=stem_stride,
-        binary=binary,
-        name="stem",
-    )
+    if stem_kernel_size is None:
+        # A patchify stem (kernel = stride) replaces the float stem's early downsampling.
+        stem_kernel_size = 3 if stem_stride == 1 else stem_stride
+    elif stem_kernel_size < stem_stride:
+        raise ValueError(f"stem_kernel_size must be >= the stem stride {stem_stride}, got {stem_kernel_size!r}")
+    if input_layer == "float":
+        x = layers.float_input_block(image, width(stem_filters), kernel_size=stem_kernel_size, strides=stem_stride, name="stem")
+    else:
+        x = layers.binary_input_block(
+            image,
+            width(stem_filters),
+            levels=default_encoding_levels(input_shape[-1]) if encoding_levels is None else encoding_levels,
+            encoding=input_encoding,
+            kernel_size=stem_kernel_size,
+            strides=stem_stride,
+            binary=binary,
+            name="stem",
+        )
     for index, (filters, kernel_size, strides) in enumerate(blocks):
         x = layers.bcnn_block(
             x,
-            scaled_width(filters, width_multiplier),
+            width(filters),
             kernel_size,
             strides,
             nonlinearity=nonlinearity,
+            shortcut=shortcut,
             binary=binary,
             name=f"block{index + 1}",
         )
 
     if include_top:
         x = tf.keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        x = layers.binary_classifier(x, classes, activation=classifier_activation, binary=binary)
+        if classifier == "float":
+            x = layers.float_classifier(x, classes, activation=classifier_activation)
+        else:
+            x = layers.binary_classifier(x, classes, activation=classifier_activation, binary=binary)
     elif pooling == "avg":
         x = tf.keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
@@ -179,10 +212,15 @@ def _model_builder(blocks, *, stem_filters, default_stem_stride, default_name, d
         classes=1000,
         classifier_activation="softmax",
         width_multiplier=1.0,
+        channel_multiple=8,
         stem_strides=None,
+        stem_kernel_size=None,
         input_encoding="thermometer",
         encoding_levels=None,
         nonlinearity="rprelu",
+        input_layer="binary",
+        shortcut="pool",
+        classifier="binary",
         binary=True,
         name=default_name,
     ):
@@ -191,6 +229,7 @@ def _model_builder(blocks, *, stem_filters, default_stem_stride, default_name, d
             stem_filters=stem_filters,
             default_stem_stride=default_stem_stride,
             stem_strides=stem_strides,
+            stem_kernel_size=stem_kernel_size,
             name=name,
             include_top=include_top,
             weights=weights,
@@ -200,9 +239,13 @@ def _model_builder(blocks, *, stem_filters, default_stem_stride, default_name, d
             classes=classes,
             classifier_activation=classifier_activation,
             width_multiplier=width_multiplier,
+            channel_multiple=channel_multiple,
             input_encoding=input_encoding,
             encoding_levels=encoding_levels,
             nonlinearity=nonlinearity,
+            input_layer=input_layer,
+            shortcut=shortcut,
+            classifier=classifier,
             binary=binary,
         )
 
@@ -222,15 +265,27 @@ _COMMON_ARGUMENTS_DOC = """
         pooling: with `include_top=False`, `None` (4D features), `"avg"` or `"max"`.
         classes: number of classes of the classifier.
         classifier_activation: activation of the output, `"softmax"` or `None` for logits.
-        width_multiplier: scales every width (rounded to a multiple of 8).
-        stem_strides: stride (= kernel size) of the binary input block: 1 (a 3x3 kernel), 2 or 4.
+        width_multiplier: scales every width, rounded to the nearest multiple of
+            `channel_multiple`.
+        channel_multiple: 8, or 32 (one word of LCE's bit-packing: no packed bit is wasted on
+            the input side of the next binary conv).
+        stem_strides: stride of the input block: 1, 2 or 4.
             `None` picks 1 for images of at most 64 px a side and the family default otherwise.
+        stem_kernel_size: kernel size of the input block; `None` gives 3 at stride 1 and the
+            stride otherwise (a patchify stem). 3 at stride 2 makes the windows overlap.
         input_encoding: `"thermometer"` (fixed, evenly spaced thresholds) or `"learned"`
             (thermometer-initialised, trainable thresholds).
         encoding_levels: thermometer levels per image channel; `None` picks
             `default_encoding_levels(channels)` (32 for grey, 10 for RGB). `channels * levels` at most 32
             fits one word of LCE's bit-packing; beyond that, a multiple of 32 wastes no bits.
         nonlinearity: `"rprelu"` after each residual add, or `None`.
+        input_layer: `"binary"` (thermometer planes and a binary conv) or `"float"` (a real
+            conv on the rescaled image, as larq-zoo does; it ignores the encoding arguments).
+        shortcut: `"pool"` (average pooling and channel duplication, no matrix op) or
+            `"float_conv"` (average pooling and, where the width changes, a real 1x1 conv).
+        classifier: `"binary"` (a 1x1 binary conv) or `"float"` (a real dense layer).
+            The float options are for ablations and for users who trade full binarization
+            for accuracy; the exporter reports them as float layers (`--allow-float`).
         binary: `False` builds the float twin (real weights, hard-tanh in place of sign), the
             baseline and distillation teacher.
         name: the model's name.

@@ -16,7 +16,7 @@ import sys
 
 import tensorflow as tf
 
-from bcnn_keras import callbacks, data, distillation, models
+from bcnn_keras import callbacks, data, distillation, layers, models
 
 MODELS = {"BCNN18": models.BCNN18, "BCNNA": models.BCNNA}
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -56,7 +56,12 @@ def build_parser():
     parser.add_argument("--alpha", type=float, default=1.0, help="weight of the distillation loss against the label loss (1 = teacher only)")
     parser.add_argument("--float-twin", action="store_true", help="train the float twin instead (the float baseline)")
     parser.add_argument("--width-multiplier", type=float, default=1.0, help="scales every width")
-    parser.add_argument("--stem-strides", type=int, choices=[1, 2, 4], help="stride of the binary input block (default: 1 for images up to 64 px, else the model's)")
+    parser.add_argument("--channel-multiple", type=int, choices=list(models.CHANNEL_MULTIPLES), default=8, help="widths round to a multiple of this (32: one word of LCE's bit-packing)")
+    parser.add_argument("--input-layer", choices=list(models.LAYER_KINDS), default="binary", help="'float': a real conv on the image (ablation)")
+    parser.add_argument("--shortcut", choices=list(layers.SHORTCUTS), default="pool", help="'float_conv': real 1x1 convs in downsampling shortcuts (ablation)")
+    parser.add_argument("--classifier", choices=list(models.LAYER_KINDS), default="binary", help="'float': a real dense classifier (ablation)")
+    parser.add_argument("--stem-strides", type=int, choices=[1, 2, 4], help="stride of the input block (default: 1 for images up to 64 px, else the model's)")
+    parser.add_argument("--stem-kernel-size", type=int, help="kernel size of the input block (default: 3 at stride 1, else the stride)")
     parser.add_argument("--input-encoding", choices=["thermometer", "learned"], default="thermometer", help="how pixels become +-1 planes")
     parser.add_argument("--encoding-levels", type=int, help="thermometer levels per image channel (default: 32 // channels)")
     parser.add_argument("--batch-size", type=int, default=128, help="global batch size")
@@ -67,10 +72,17 @@ def build_parser():
     parser.add_argument("--strategy", choices=STRATEGIES, default="default", help="tf.distribute strategy ('multiworker' reads TF_CONFIG)")
     parser.add_argument("--mixed-precision", action="store_true", help="train with the mixed_float16 policy (for GPUs)")
     parser.add_argument(
+        "--augment",
+        choices=list(data.AUGMENTATIONS),
+        default="standard",
+        help="training augmentation: 'standard' (pad-and-crop and flip; random resized crop on ImageNet), 'flip' only, or 'none'",
+    )
+    parser.add_argument(
         "--no-augment",
         dest="augment",
-        action="store_false",
-        help="train without the standard augmentation (short schedules can fit better without it)",
+        action="store_const",
+        const="none",
+        help="the same as --augment none (short schedules can fit better without augmentation)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, shuffling and augmentation")
     parser.add_argument("--data-dir", help="tensorflow-datasets data dir (or a dir with Fashion-MNIST IDX files)")
@@ -84,7 +96,7 @@ def build_parser():
 def _check_arguments(args):
     if args.phase1_epochs < 0 or args.phase2_epochs < 0 or args.phase1_epochs + args.phase2_epochs < 1:
         raise TrainingError("--phase1-epochs and --phase2-epochs must be >= 0 with at least one epoch in total")
-    for flag in ("batch_size", "learning_rate", "phase2_learning_rate", "width_multiplier", "encoding_levels"):
+    for flag in ("batch_size", "learning_rate", "phase2_learning_rate", "width_multiplier", "encoding_levels", "stem_kernel_size"):
         if getattr(args, flag) is not None and getattr(args, flag) <= 0:
             raise TrainingError(f"--{flag.replace('_', '-')} must be > 0")
     if args.init_from_teacher and args.teacher != "float-twin":
@@ -189,7 +201,12 @@ def _build(args, spec, binary):
         input_shape=spec.image_shape,
         classes=spec.classes,
         width_multiplier=args.width_multiplier,
+        channel_multiple=args.channel_multiple,
         stem_strides=args.stem_strides,
+        stem_kernel_size=args.stem_kernel_size,
+        input_layer=args.input_layer,
+        shortcut=args.shortcut,
+        classifier=args.classifier,
         input_encoding=args.input_encoding,
         encoding_levels=args.encoding_levels,
         binary=binary,

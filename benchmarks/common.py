@@ -1,9 +1,18 @@
-"""What every benchmark script shares: where results go and how they are written."""
+"""What every benchmark script shares: where results go, how they are written, which machine
+ran them."""
 
+import contextlib
 import json
 import os
+import platform
+import shutil
+import sys
 
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS_DIR = os.path.join(REPO, "benchmarks", "results")
+RUNS_DIR = os.path.join(REPO, "runs")
+# The CPU flags that change how fast LCE's x86 kernels and TensorFlow's oneDNN kernels run.
+RELEVANT_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_vpopcntdq", "popcnt")
 
 
 def write_json(data, path):
@@ -12,3 +21,76 @@ def write_json(data, path):
     with open(path, "w") as stream:
         json.dump(data, stream, indent=2)
     print("wrote", path)
+
+
+def machine():
+    """The CPU model, its relevant flags and the core count, for a result's JSON."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cpu_flags": {flag: flag in flags for flag in RELEVANT_FLAGS},
+        "cores": os.cpu_count(),
+    }
+
+
+def interleaved_latencies(flatbuffers, settings, runs, rounds):
+    """Latency of every flatbuffer (a dict name -> bytes), timed in `rounds` that each visit every
+    model once, so that a slow spell of a noisy machine is spread over all of them. `settings`
+    go to `bcnn_keras.export.latency_x86`. Median and p10/p90 of all runs."""
+    from bcnn_keras import export
+
+    timings = {name: [] for name in flatbuffers}
+    last = {}
+    for _ in range(rounds):
+        for name, flatbuffer in flatbuffers.items():
+            last[name] = export.latency_x86(flatbuffer, runs=runs, keep_timings=True, **settings)
+            timings[name] += last[name].pop("timings_ms")
+    return {
+        name: {
+            **last[name],
+            "runs": len(values),
+            "rounds": rounds,
+            **export.latency_summary(values),
+        }
+        for name, values in timings.items()
+    }
+
+
+@contextlib.contextmanager
+def scatter_plot(path, title, xlabel, ylabel, size=(6, 4)):
+    """Yields the axes of a new figure; on exit labels it and writes it to `path` as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=size)
+    yield axes
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(ylabel)
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def fresh_run_dir(relative_path, keep=False):
+    """The absolute path of `relative_path`, a directory strictly inside `runs/`, emptied first
+    unless `keep` (a benchmark must time a fresh run; the training CLI would resume)."""
+    path = os.path.abspath(os.path.join(REPO, relative_path))
+    if os.path.commonpath([path, RUNS_DIR]) != RUNS_DIR or path == RUNS_DIR:
+        sys.exit(f"error: --output-dir must be a directory inside runs/ (the benchmark deletes it first), got {relative_path}")
+    if not keep:
+        shutil.rmtree(path, ignore_errors=True)
+    return path

@@ -22,7 +22,7 @@ import larq as lq
 import tensorflow as tf
 
 from bcnn_keras import export
-from common import RESULTS_DIR, write_json
+from common import RESULTS_DIR, interleaved_latencies, scatter_plot, write_json
 
 INPUT_SHAPE = (224, 224, 3)
 CLASSES = 1000
@@ -156,26 +156,6 @@ LATENCY_SETTINGS = {
 }
 
 
-def interleaved_latencies(flatbuffers, settings, runs, rounds):
-    """Latency of every model, timed in `rounds` that each visit every model once, so that a
-    slow spell of a noisy machine is spread over all of them. Median and p10/p90 of all runs."""
-    timings = {name: [] for name in flatbuffers}
-    last = {}
-    for _ in range(rounds):
-        for name, flatbuffer in flatbuffers.items():
-            last[name] = export.latency_x86(flatbuffer, runs=runs, keep_timings=True, **settings)
-            timings[name] += last[name].pop("timings_ms")
-    return {
-        name: {
-            **last[name],
-            "runs": len(values),
-            "rounds": rounds,
-            **export.latency_summary(values),
-        }
-        for name, values in timings.items()
-    }
-
-
 def ratios(results):
     reference = results[REFERENCE]
     latency = {name: r["latency"]["median_ms"] for name, r in results.items()}
@@ -222,24 +202,17 @@ def print_table(results, peak):
 
 
 def plot(results, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 4))
-    for name, r in results.items():
-        x, y = r["latency"]["median_ms"], r["size_bytes"] / 1e6
-        axes.scatter(x, y, color="tab:red" if name.startswith("BCNN") else "tab:blue")
-        axes.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    axes.set_yscale("log")
-    axes.set_xlabel("latency, ms (1 thread, LCE interpreter, x86)")
-    axes.set_ylabel("flatbuffer size, MB (log)")
-    axes.set_title("224x224 ImageNet-shaped models: size against latency")
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    with scatter_plot(
+        path,
+        "224x224 ImageNet-shaped models: size against latency",
+        "latency, ms (1 thread, LCE interpreter, x86)",
+        "flatbuffer size, MB (log)",
+    ) as axes:
+        for name, r in results.items():
+            x, y = r["latency"]["median_ms"], r["size_bytes"] / 1e6
+            axes.scatter(x, y, color="tab:red" if name.startswith("BCNN") else "tab:blue")
+            axes.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        axes.set_yscale("log")
 
 
 def main():

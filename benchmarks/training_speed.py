@@ -24,8 +24,9 @@ import tensorflow as tf
 from common import RESULTS_DIR, write_json
 
 TARGET_RATIO = 1.3
-# (name, input shape, model arguments, batch size): the accuracy benchmark's configuration and
-# the full-size model on ImageNet-shaped input.
+# (name, input shape, model arguments, batch size): the configuration of the earlier accuracy
+# benchmark (widths rounded to multiples of 8, a 2x2 stride-2 stem) and the full-size model on
+# ImageNet-shaped input.
 CONFIGURATIONS = [
     ("fashion_mnist", (28, 28, 1), dict(classes=10, width_multiplier=0.375, stem_strides=2), 256),
     ("imagenet_224", (224, 224, 3), dict(classes=1000), 8),

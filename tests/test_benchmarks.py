@@ -1,7 +1,9 @@
-"""The inference benchmark runs end to end and its size targets hold for the default BCNN18."""
+"""Smoke runs of the benchmark scripts with tiny settings: they run end to end and write what
+the README quotes. No timing is asserted."""
 
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -23,3 +25,47 @@ def test_inference_benchmark_measures_bcnn18_against_float_resnet18(tmp_path):
     assert report["targets"]["size_bytes"]["met"] and report["targets"]["size_ratio_float_ResNet18_over_BCNN18"]["met"]
     assert bcnn18["latency"]["runs"] == 10 and bcnn18["latency"]["p10_ms"] <= bcnn18["latency"]["p90_ms"]
     assert (tmp_path / "inference.png").stat().st_size > 0
+
+
+def _run_benchmark(script, tmp_path, *arguments):
+    output = tmp_path / "result.json"
+    command = [sys.executable, f"benchmarks/{script}", *arguments, "--json", str(output)]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return json.loads(output.read_text()), result.stdout
+
+
+def test_accuracy_benchmark_smoke_run_records_command_and_exported_model(tmp_path):
+    runs = f"runs/test_{tmp_path.name}"
+    report, stdout = _run_benchmark(
+        "fashion_mnist.py", tmp_path, "--teacher-epochs", "1", "--phase1-epochs", "1", "--phase2-epochs", "1",
+        "--train-limit", "512", "--test-limit", "256", "--verify-samples", "200", "--output-dir", runs,
+    )
+    try:
+        assert report["command"].startswith("python -m bcnn_keras.train") and "--seed 0" in report["command"]
+        assert report["exported"]["binary_mac_fraction"] == 1.0 and report["exported"]["samples"] == 200
+        assert set(report["top1"]) == {"float_twin", "binary_after_phase1", "binary_final"}
+        assert report["cpu"] and report["cores"] >= 1
+        assert report["cpu_flags"] and all(isinstance(value, bool) for value in report["cpu_flags"].values())
+        assert "fully binary (final)" in stdout
+    finally:
+        shutil.rmtree(REPO / runs, ignore_errors=True)
+
+
+def test_design_space_smoke_run_tables_every_requested_row(tmp_path):
+    runs = f"runs/test_{tmp_path.name}"
+    report, stdout = _run_benchmark(
+        "design_space.py", tmp_path, "--rows", "larq_zoo_style", "binary_x8", "--stem-strides", "2", "--phase1-epochs", "1",
+        "--phase2-epochs", "0", "--train-limit", "256", "--test-limit", "128", "--latency-runs", "10",
+        "--rounds", "1", "--output-dir", runs, "--png", str(tmp_path / "design.png"),
+    )
+    try:
+        rows = report["rows"]
+        assert list(rows) == ["float_twin", "larq_zoo_style", "binary_x8"]
+        assert rows["float_twin"]["binary_mac_fraction"] == 0.0 and rows["float_twin"]["latency_vs_float_twin"] == 1.0
+        assert rows["binary_x8"]["binary_mac_fraction"] == 1.0 and rows["binary_x8"]["float_layers"] == []
+        assert set(rows["larq_zoo_style"]["float_layers"]) == {"stem_conv", "classifier_dense"}
+        assert rows["binary_x8"]["size_bytes"] < rows["larq_zoo_style"]["size_bytes"] < rows["float_twin"]["size_bytes"]
+        assert (tmp_path / "design.png").stat().st_size > 0
+    finally:
+        shutil.rmtree(REPO / runs, ignore_errors=True)

@@ -119,3 +119,21 @@ def test_imagenet_eval_preprocessing_center_crops_to_224():
     image = tf.random.uniform((300, 400, 3), 0, 255)
     assert data._center_crop(image).shape == (224, 224, 3)
     assert data._random_resized_crop(image, tf.constant([1, 2])).shape == (224, 224, 3)
+
+
+def test_flip_augmentation_only_mirrors_images(idx_dir):
+    images, labels = data.load_fashion_mnist_arrays("train", data_dir=str(idx_dir))
+    batches = _batches(data.make_dataset("fashion_mnist", "train", 96, augment="flip", data_dir=str(idx_dir)))
+    by_image = {tuple(image.ravel()): label for image, label in zip(images.astype(np.float32), labels)}
+    flipped = 0
+    for image, label in zip(*batches[0]):
+        if tuple(image.ravel()) not in by_image:
+            image = image[:, ::-1]
+            flipped += 1
+        assert by_image[tuple(image.ravel())] == label
+    assert 0 < flipped < len(images)
+
+
+def test_unknown_augmentation_is_refused():
+    with pytest.raises(ValueError, match="augment must be one of"):
+        data.make_dataset("fashion_mnist", "train", 32, augment="mixup")

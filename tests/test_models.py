@@ -9,7 +9,7 @@ import tensorflow as tf
 from helpers import FLOAT_MATRIX_OPS, random_images, randomize_statistics, small_bcnn18
 
 import bcnn_keras
-from bcnn_keras import export
+from bcnn_keras import export, models
 
 
 @pytest.mark.parametrize("builder", [bcnn_keras.BCNN18, bcnn_keras.BCNNA])
@@ -130,6 +130,11 @@ def test_summary_shows_every_matrix_multiply_as_1_bit(builder):
         (dict(pooling="median", include_top=False), "pooling must be"),
         (dict(width_multiplier=0), "width_multiplier must be > 0"),
         (dict(nonlinearity="relu"), "nonlinearity must be"),
+        (dict(channel_multiple=16), "channel_multiple must be one of"),
+        (dict(input_layer="ternary"), "input_layer must be one of"),
+        (dict(classifier="dense"), "classifier must be one of"),
+        (dict(shortcut="conv"), "shortcut kind must be one of"),
+        (dict(stem_strides=2, stem_kernel_size=1), "stem_kernel_size must be >="),
     ],
 )
 def test_bad_arguments_raise_one_clear_line(kwargs, message):
@@ -160,3 +165,61 @@ def test_keras_and_lce_agree_given_non_trivial_statistics():
     close = np.all(np.isclose(keras_logits, lce_logits, rtol=1e-3, atol=1e-3), axis=1)
     assert agreement >= 0.97, agreement
     assert close.mean() >= 0.9, close.mean()
+
+
+def _conv_widths(model):
+    return [layer.filters for layer in model.layers if isinstance(layer, bcnn_keras.BinaryConv2D)][:-1]
+
+
+@pytest.mark.parametrize("channel_multiple, stage_widths", [(8, [24, 48, 96, 192]), (32, [32, 64, 96, 192])])
+def test_channel_multiple_rounds_every_width(channel_multiple, stage_widths):
+    model = small_bcnn18(width_multiplier=0.375, channel_multiple=channel_multiple)
+    widths = _conv_widths(model)
+    assert widths[0] == stage_widths[0]  # the input block
+    assert [widths[1 + 4 * stage] for stage in range(4)] == stage_widths
+    assert models.scaled_width(64, 0.1, channel_multiple=32) == 32  # never below one word
+
+
+def test_saved_model_keeps_its_widths_whatever_the_default_rounding(tmp_path):
+    model = small_bcnn18(width_multiplier=0.375, channel_multiple=32)
+    model.save(tmp_path / "model.keras")
+    loaded = _conv_widths(tf.keras.models.load_model(tmp_path / "model.keras"))
+    assert loaded == _conv_widths(model) != _conv_widths(small_bcnn18(width_multiplier=0.375))
+
+
+def test_stem_kernel_size_overlaps_a_strided_input_block():
+    model = small_bcnn18(stem_strides=2, stem_kernel_size=3)
+    stem = model.get_layer("stem_conv")
+    assert stem.kernel_size == (3, 3) and stem.strides == (2, 2) and stem.output.shape[1:3] == (14, 14)
+
+
+ABLATIONS = {
+    "input_layer": (dict(input_layer="float"), {"stem_conv"}, "CONV_2D"),
+    "classifier": (dict(classifier="float"), {"classifier_dense"}, "FULLY_CONNECTED"),
+    "shortcut": (dict(shortcut="float_conv"), {"block5_shortcut_conv", "block9_shortcut_conv", "block13_shortcut_conv"}, "CONV_2D"),
+}
+
+
+@pytest.mark.parametrize("switch", sorted(ABLATIONS))
+def test_each_ablation_switch_makes_exactly_its_layers_float(switch, tmp_path):
+    kwargs, float_layers, float_op = ABLATIONS[switch]
+    model = randomize_statistics(small_bcnn18(**kwargs))
+    assert {finding.layer for finding in export.lint(model)} == float_layers
+    with pytest.raises(export.ExportError, match="allow-float"):
+        export.export(model, tmp_path / "refused.tflite", latency_runs=0)
+    assert not (tmp_path / "refused.tflite").exists()
+    report = export.export(model, tmp_path / "allowed.tflite", allow_float=True, latency_runs=0)
+    assert {entry["layer"] for entry in report["float_layers"]} == float_layers
+    assert report["ops"][float_op] == len(float_layers)
+    assert 0.9 < report["binary_mac_fraction"] < 1.0
+    assert report["ops"]["LceBconv2d"] == 18 - (switch != "shortcut")
+
+
+def test_larq_zoo_layout_initializes_from_its_float_twin():
+    options = dict(input_layer="float", shortcut="float_conv", classifier="float")
+    twin = randomize_statistics(small_bcnn18(binary=False, **options))
+    model = small_bcnn18(**options)
+    models.initialize_from_float_twin(model, twin)
+    np.testing.assert_array_equal(model.get_layer("stem_conv").kernel, twin.get_layer("stem_conv").kernel)
+    np.testing.assert_array_equal(model.get_layer("classifier_dense").kernel, twin.get_layer("classifier_dense").kernel)
+    assert bcnn_keras.get_phase(model) == 2

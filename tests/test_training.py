@@ -253,8 +253,31 @@ def test_help_documents_every_flag():
     result = subprocess.run([sys.executable, "-m", "bcnn_keras.train", "--help"], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0
     for flag in ("--dataset", "--model", "--phase1-epochs", "--phase2-epochs", "--output-dir", "--teacher",
-                 "--width-multiplier", "--batch-size", "--strategy", "--mixed-precision", "--seed"):
+                 "--width-multiplier", "--batch-size", "--strategy", "--mixed-precision", "--seed",
+                 "--channel-multiple", "--stem-kernel-size", "--input-layer", "--shortcut", "--classifier"):
         assert flag in result.stdout
+
+
+@pytest.mark.parametrize(
+    "arguments, augment", [([], "standard"), (["--no-augment"], "none"), (["--augment", "flip"], "flip")]
+)
+def test_augmentation_flags(arguments, augment):
+    from bcnn_keras import train
+
+    assert train.build_parser().parse_args(["--output-dir", "unused", *arguments]).augment == augment
+
+
+def test_architecture_flags_reach_the_built_model():
+    from bcnn_keras import data, train
+
+    args = train.build_parser().parse_args(
+        ["--output-dir", "unused", "--width-multiplier", "0.375", "--channel-multiple", "32", "--stem-strides", "2",
+         "--stem-kernel-size", "3", "--input-layer", "float", "--shortcut", "float_conv", "--classifier", "float"]
+    )
+    model = train._build(args, data.dataset_spec("fashion_mnist"), binary=True)
+    assert model.get_layer("stem_conv").kernel_size == (3, 3) and model.get_layer("stem_conv").filters == 32
+    assert isinstance(model.get_layer("classifier_dense"), tf.keras.layers.Dense)
+    assert model.get_layer("block5_shortcut_conv").filters == 64
 
 
 def test_train_then_export_then_verify_end_to_end(tmp_path):
