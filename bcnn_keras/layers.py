@@ -25,6 +25,12 @@ def _register(cls):
     return tf.keras.utils.register_keras_serializable(package="bcnn_keras")(cls)
 
 
+def check_choice(argument, value, choices):
+    """Raises `ValueError` (one line) unless `value` is one of `choices`."""
+    if value not in choices:
+        raise ValueError(f"{argument} must be one of {choices}, got {value!r}")
+
+
 def _check_phase(phase):
     if phase not in PHASES:
         raise ValueError(f"phase must be 1 (real weights) or 2 (binary weights), got {phase!r}")
@@ -306,8 +312,7 @@ def downsampling_shortcut(x, filters, strides=1, name=None, *, kind="pool"):
         >>> downsampling_shortcut(x, 32, strides=2).shape
         TensorShape([None, 4, 4, 32])
     """
-    if kind not in SHORTCUTS:
-        raise ValueError(f"shortcut kind must be one of {SHORTCUTS}, got {kind!r}")
+    check_choice("shortcut kind", kind, SHORTCUTS)
     if strides > 1:
         x = tf.keras.layers.AveragePooling2D(strides, padding="same", name=f"{name}_pool")(x)
     if x.shape[-1] == filters:
@@ -357,8 +362,7 @@ def binary_input_block(
         >>> binary_input_block(image, 32, name="stem").shape
         TensorShape([None, 28, 28, 32])
     """
-    if encoding not in INPUT_ENCODINGS:
-        raise ValueError(f"input_encoding must be one of {INPUT_ENCODINGS}, got {encoding!r}")
+    check_choice("input_encoding", encoding, INPUT_ENCODINGS)
     y = ThermometerEncoding(
         levels, trainable_thresholds=encoding == "learned", name=f"{name}_encoding"
     )(x)

@@ -135,13 +135,11 @@ def _bcnn(
     _check_arguments(weights, classes, include_top, pooling)
     if width_multiplier <= 0:
         raise ValueError(f"width_multiplier must be > 0, got {width_multiplier!r}")
-    if channel_multiple not in CHANNEL_MULTIPLES:
-        raise ValueError(f"channel_multiple must be one of {CHANNEL_MULTIPLES}, got {channel_multiple!r}")
-    if input_encoding not in layers.INPUT_ENCODINGS:  # checked here too: a float input layer ignores it
-        raise ValueError(f"input_encoding must be one of {layers.INPUT_ENCODINGS}, got {input_encoding!r}")
-    for argument, value in (("input_layer", input_layer), ("classifier", classifier)):
-        if value not in LAYER_KINDS:
-            raise ValueError(f"{argument} must be one of {LAYER_KINDS}, got {value!r}")
+    layers.check_choice("channel_multiple", channel_multiple, CHANNEL_MULTIPLES)
+    # Checked here, not only in the binary input block: a float input layer ignores it.
+    layers.check_choice("input_encoding", input_encoding, layers.INPUT_ENCODINGS)
+    layers.check_choice("input_layer", input_layer, LAYER_KINDS)
+    layers.check_choice("classifier", classifier, LAYER_KINDS)
     width = lambda filters: scaled_width(filters, width_multiplier, channel_multiple)  # noqa: E731
     image, input_shape = _input_image(input_shape, input_tensor)
 

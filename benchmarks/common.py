@@ -5,8 +5,11 @@ import contextlib
 import json
 import os
 import platform
+import shlex
 import shutil
+import subprocess
 import sys
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(REPO, "benchmarks", "results")
@@ -94,3 +97,13 @@ def fresh_run_dir(relative_path, keep=False):
     if not keep:
         shutil.rmtree(path, ignore_errors=True)
     return path
+
+
+def run_training(arguments, label="running"):
+    """Runs `python -m bcnn_keras.train ARGUMENTS` in a fresh process from the repo root (it
+    must succeed); returns `(the command as a user would type it, wall minutes)`."""
+    command = shlex.join(["python", "-m", "bcnn_keras.train", *arguments])
+    print(f"{label}: {command}", flush=True)
+    started = time.time()
+    subprocess.run([sys.executable, "-m", "bcnn_keras.train", *arguments], check=True, cwd=REPO)
+    return command, (time.time() - started) / 60

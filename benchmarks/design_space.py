@@ -19,11 +19,12 @@ Prints a table, writes JSON and a PNG (top-1 against latency, marker area = file
 import argparse
 import os
 import shlex
-import subprocess
 import sys
 import time
 
-from common import REPO, RESULTS_DIR, fresh_run_dir, interleaved_latencies, machine, scatter_plot, write_json
+from common import (
+    REPO, RESULTS_DIR, fresh_run_dir, interleaved_latencies, machine, run_training, scatter_plot, write_json,
+)
 
 TWIN = "float_twin"
 # name -> (label, training CLI flags on top of the common ones). The twin comes first: it is
@@ -64,16 +65,6 @@ def row_arguments(args, name, output_dir):
     if name != TWIN:
         flags = [*flags, "--teacher", os.path.join(relative_dir, TWIN, "model.keras")]
     return [*common_arguments(args), *flags, "--output-dir", os.path.join(relative_dir, name)]
-
-
-def train(args, name, output_dir):
-    """Trains one row in a fresh process; returns `(command, minutes)`."""
-    arguments = row_arguments(args, name, output_dir)
-    command = shlex.join(["python", "-m", "bcnn_keras.train", *arguments])
-    print(f"\n[{name}] {command}", flush=True)
-    started = time.time()
-    subprocess.run([sys.executable, "-m", "bcnn_keras.train", *arguments], check=True, cwd=REPO)
-    return command, (time.time() - started) / 60
 
 
 def export_row(name, output_dir):
@@ -165,7 +156,7 @@ def main():
     started = time.time()
     rows, flatbuffers = {}, {}
     for name in names:
-        command, minutes = train(args, name, output_dir)
+        command, minutes = run_training(row_arguments(args, name, output_dir), label=f"\n[{name}]")
         top1, after_phase1 = _final_records(os.path.join(output_dir, name), args.phase1_epochs)
         flatbuffers[name], facts = export_row(name, output_dir)
         rows[name] = {

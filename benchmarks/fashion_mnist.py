@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from common import REPO, RESULTS_DIR, fresh_run_dir, machine, write_json
+from common import REPO, RESULTS_DIR, fresh_run_dir, machine, run_training, write_json
 
 TARGET_TOP1 = 0.92
 TEST_IMAGES = 10_000
@@ -102,10 +102,8 @@ def main():
 
     arguments = training_arguments(args)
     output_dir = fresh_run_dir(args.output_dir)
-    training_command = shlex.join(["python", "-m", "bcnn_keras.train", *arguments])
-    print("running:", training_command, flush=True)
     started = time.time()
-    subprocess.run([sys.executable, "-m", "bcnn_keras.train", *arguments], check=True, cwd=REPO)
+    training_command, _ = run_training(arguments)
     exported = export_and_verify(output_dir, args.verify_samples)
     minutes = (time.time() - started) / 60
 
