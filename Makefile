@@ -7,7 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 DEMO_DIR := runs/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test test-all demo bench bench-accuracy bench-design notebooks fashion-mnist clean
+.PHONY: venv test test-reliability test-all demo bench bench-accuracy bench-design notebooks fashion-mnist clean
 
 venv: $(INSTALLED)
 
@@ -28,6 +28,11 @@ fashion-mnist:
 
 test: venv fashion-mnist
 	$(PY) -m pytest
+
+# The slow fault tests that CI runs after `make test`: two real workers killed and resumed, and
+# a single run killed in phase 2 and resumed.
+test-reliability: venv fashion-mnist
+	$(PY) -m pytest -m slow -k "two_workers or killed_in_phase_2"
 
 test-all: venv fashion-mnist
 	$(PY) -m pytest -m ""

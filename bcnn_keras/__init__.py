@@ -18,12 +18,22 @@ _KERAS3_LOADED_MESSAGE = (
 )
 
 
+# The values TensorFlow reads as "yes" in TF_USE_LEGACY_KERAS.
+_TRUE_VALUES = ("1", "true", "True")
+
+
 def _ensure_keras2():
     import os
 
     # TensorFlow decides which Keras `tf.keras` means on its first attribute access,
-    # so the variable still takes effect as long as nobody has touched tf.keras yet.
-    os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    # so the variable still takes effect as long as nobody has touched tf.keras yet. A value
+    # the user set is theirs: it is never overwritten.
+    chosen = os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    if chosen not in _TRUE_VALUES:
+        raise ImportError(
+            f"bcnn_keras needs Keras 2 (tf-keras), as larq does, but TF_USE_LEGACY_KERAS={chosen} "
+            "asks for Keras 3: set it to 1, or unset it."
+        )
     # TensorFlow turns oneDNN on by default only on x86 CPUs with AVX512_VNNI, AVX512_BF16 or
     # AMX. Elsewhere its default kernels are much slower at the backward pass of convolutions
     # on small maps, most of a BCNN's training time. The variable is read when TensorFlow is

@@ -19,6 +19,7 @@ import gzip
 import os
 import socket
 import urllib.parse
+import zlib
 
 import numpy as np
 import tensorflow as tf
@@ -62,15 +63,20 @@ def dataset_spec(name):
 def read_idx(path):
     """Reads a (gzipped) IDX file, the format of MNIST and Fashion-MNIST, into a numpy array."""
     opener = gzip.open if path.endswith(".gz") else open
-    with opener(path, "rb") as stream:
-        data = stream.read()
+    try:
+        with opener(path, "rb") as stream:
+            data = stream.read()
+    except (EOFError, zlib.error, gzip.BadGzipFile) as error:
+        raise ValueError(f"{path} is not a readable gzip file ({error})") from error
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise ValueError(f"{path} is not an unsigned-byte IDX file")
     rank = data[3]
+    if len(data) < 4 + 4 * rank:
+        raise ValueError(f"{path} is truncated: its header announces {rank} dimensions")
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(rank))
     values = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * rank)
-    if values.size != int(np.prod(shape)):
-        raise ValueError(f"{path} is truncated: expected {int(np.prod(shape))} values, found {values.size}")
+    if values.size != int(np.prod(shape, dtype=np.int64)):
+        raise ValueError(f"{path} does not match its header: expected {int(np.prod(shape))} values, found {values.size}")
     return values.reshape(shape)
 
 
@@ -82,9 +88,13 @@ def load_fashion_mnist_arrays(split, data_dir=None):
     idx_dir = data_dir if data_dir and _has_idx_files(data_dir) else FASHION_MNIST_DIR
     if _has_idx_files(idx_dir):
         image_file, label_file = _IDX_FILES[split]
-        images = read_idx(os.path.join(idx_dir, image_file))[..., None]
+        images = read_idx(os.path.join(idx_dir, image_file))
         labels = read_idx(os.path.join(idx_dir, label_file)).astype(np.int64)
-        return images, labels
+        if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+            raise ValueError(
+                f"{idx_dir}: {split} images of shape {images.shape} do not go with labels of shape {labels.shape}"
+            )
+        return images[..., None], labels
     dataset = _load_tfds("fashion_mnist", split, data_dir=data_dir, manual_dir=None)
     images, labels = zip(*dataset.as_numpy_iterator()) if dataset else ((), ())
     return np.stack(images), np.asarray(labels, dtype=np.int64)
@@ -210,6 +220,7 @@ def make_dataset(
     manual_dir=None,
     limit=None,
     cache=True,
+    teacher=None,
 ):
     """A batched, prefetched `tf.data.Dataset` of (float32 pixels in 0..255, int64 labels).
 
@@ -219,6 +230,10 @@ def make_dataset(
     keeps the first `limit` examples (for quick runs). Raises `DatasetNotFoundError` with one
     line saying how to get a missing dataset.
 
+    With a `teacher` model (training without augmentation only), its outputs on every image are
+    computed once, here, and each batch is `(images, (labels, teacher_outputs))`:
+    `distillation.Distiller` then skips the teacher's forward pass in every step.
+
     Example:
         >>> test = make_dataset("fashion_mnist", "test", batch_size=256)
     """
@@ -226,6 +241,10 @@ def make_dataset(
     augmentation = _augmentation(augment)
     if training is None:
         training = split == spec.train_split
+    if teacher is not None and training and augmentation != "none":
+        raise ValueError("teacher outputs can be computed once only for un-augmented training data (augment='none')")
+    if teacher is not None and name == "imagenet2012":
+        raise ValueError("teacher outputs are kept in memory: not for imagenet2012 (1.28M x 1000 floats)")
     dataset = _source(name, split, data_dir=data_dir, manual_dir=manual_dir)
     if limit:
         dataset = dataset.take(limit)
@@ -233,6 +252,8 @@ def make_dataset(
     # Batching needs one image size; only the standard ImageNet augmentation crops to it.
     if name == "imagenet2012" and not (training and augmentation == "standard"):
         dataset = dataset.map(lambda image, label: (_center_crop(image), label), tf.data.AUTOTUNE)
+    if teacher is not None:
+        dataset = _with_teacher_outputs(dataset, teacher)
     if cache and name != "imagenet2012":
         dataset = dataset.cache()
     if training:
@@ -248,6 +269,15 @@ def make_dataset(
     options = tf.data.Options()
     options.deterministic = True
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def _with_teacher_outputs(dataset, teacher, batch_size=1024):
+    """Pairs each (image, label) with `teacher`'s output on the image, in one inference pass."""
+    outputs = teacher.predict(dataset.map(lambda image, label: image).batch(batch_size), verbose=0)
+    teacher_outputs = tf.data.Dataset.from_tensor_slices(outputs)
+    return tf.data.Dataset.zip((dataset, teacher_outputs)).map(
+        lambda example, output: (example[0], (example[1], output))
+    )
 
 
 def _shuffle_buffer(name):

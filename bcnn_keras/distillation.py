@@ -60,7 +60,9 @@ class Distiller(tf.keras.Model):
 
     The training loss is `alpha * distributional + (1 - alpha) * compiled_loss(labels)`; metrics
     and evaluation are the student's against the labels. Save `distiller.student`, not the
-    wrapper. `TwoStepTraining` switches the student's phase, never the teacher's.
+    wrapper. `TwoStepTraining` switches the student's phase, never the teacher's. Training batches
+    may carry the teacher's outputs, `(images, (labels, teacher_outputs))` as
+    `data.make_dataset(..., teacher=teacher)` makes them; the teacher then does not run per step.
 
     Example:
         >>> teacher = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, binary=False)
@@ -92,7 +94,10 @@ class Distiller(tf.keras.Model):
 
     def train_step(self, data):
         images, labels, sample_weight = tf.keras.utils.unpack_x_y_sample_weight(data)
-        teacher_outputs = self.teacher(images, training=False)
+        if isinstance(labels, (tuple, list)):
+            labels, teacher_outputs = labels
+        else:
+            teacher_outputs = self.teacher(images, training=False)
         with tf.GradientTape() as tape:
             student_outputs = self.student(images, training=True)
             loss = self.alpha * tf.reduce_mean(

@@ -23,7 +23,6 @@ import tempfile
 import time
 import types
 import warnings
-import zipfile
 from typing import NamedTuple
 
 import larq as lq
@@ -34,16 +33,15 @@ from flatbuffers import flexbuffers
 from tensorflow.lite.python import schema_py_generated as schema
 
 import bcnn_keras
+from bcnn_keras import loading
 from bcnn_keras.data import DatasetNotFoundError, load_fashion_mnist_arrays
 from bcnn_keras.layers import PhasedSign, get_phase, set_phase
 
 _BUILTIN_OP_NAMES = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
 
 TARGETS = ("arm", "xcore")
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 BINARY_CONV_OP = "LceBconv2d"
 FLOAT_MATRIX_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
-_MESSAGE_LIMIT = 300
 
 
 class ExportError(Exception):
@@ -79,42 +77,22 @@ class Finding(NamedTuple):
     kind: str
 
 
-def _first_line(error, limit=_MESSAGE_LIMIT):
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 # ---------------------------------------------------------------------------------------------
 # Loading and preparation
 
 
-def load_model(path):
-    """Loads a `.keras` file, an `.h5` file or a SavedModel directory.
-
-    bcnn_keras' classes are registered on import, so its models load without `custom_objects`.
-    Anything that is not a loadable Keras model raises `ExportError` with one line.
+def load_model(path, *, safe_mode=True, custom_objects=None):
+    """`loading.load_model` with its errors as `ExportError`: a `.keras` file, an `.h5` file or a
+    SavedModel directory; a model that stores Python code (a `Lambda`) is refused unless
+    `safe_mode=False`.
 
     Example:
         >>> model = load_model("runs/fashion_mnist/model.keras")
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise ExportError(f"{path}: no such file or directory")
-    if os.path.isdir(path) and not os.path.isfile(os.path.join(path, "saved_model.pb")):
-        raise ExportError(f"{path}: a directory, but not a SavedModel (no saved_model.pb)")
-    if os.path.isfile(path) and not path.lower().endswith(MODEL_SUFFIXES):
-        raise ExportError(f"{path}: not a model file (expected .keras, .h5 or a SavedModel directory)")
-    if path.lower().endswith(".keras") and not zipfile.is_zipfile(path):
-        raise ExportError(f"{path}: not a valid .keras file (not a zip archive: truncated or corrupt?)")
     try:
-        with tf.keras.utils.custom_object_scope(bcnn_keras.custom_objects()):
-            model = tf.keras.models.load_model(path, compile=False)
-    except Exception as error:
-        raise ExportError(f"{path}: cannot load a Keras model ({_first_line(error)})") from error
-    if not isinstance(model, tf.keras.Model):
-        raise ExportError(f"{path}: holds a {type(model).__name__}, not a Keras model")
-    return model
+        return loading.load_model(path, safe_mode=safe_mode, custom_objects=custom_objects)
+    except loading.ModelFileError as error:
+        raise ExportError(error) from error
 
 
 def prepare(model):
@@ -542,7 +520,7 @@ def _convert(model, target):
             failure = None
     diagnostics = _diagnostics(log.text)
     if failure is not None:
-        detail = diagnostics[0] if diagnostics else _first_line(failure)
+        detail = diagnostics[0] if diagnostics else loading.first_line(failure)
         raise ExportError(f"LCE could not convert the model: {detail}") from failure
     return flatbuffer, diagnostics
 
@@ -746,12 +724,17 @@ def _fashion_mnist_test():
 
 def _load_npz(path):
     try:
-        with np.load(path) as arrays:
+        arrays = np.load(path, allow_pickle=False)
+        if not isinstance(arrays, np.lib.npyio.NpzFile):
+            raise ExportError(f"{path}: a single array, not an .npz archive with arrays x (and y)")
+        with arrays:
             if "x" not in arrays:
                 raise ExportError(f"{path}: no array named 'x' (found {sorted(arrays.files)})")
             return arrays["x"], arrays["y"] if "y" in arrays else None
-    except (OSError, ValueError) as error:
-        raise ExportError(f"{path}: cannot read verification data ({_first_line(error)})") from error
+    except ExportError:
+        raise
+    except Exception as error:  # a corrupt file raises anything from EOFError to BadZipFile
+        raise ExportError(f"{path}: cannot read verification data ({loading.first_line(error)})") from error
 
 
 def verification_data(source, input_shape, samples=1000, seed=0):
@@ -777,11 +760,20 @@ def verification_data(source, input_shape, samples=1000, seed=0):
         (x, y), about = _load_npz(source), os.path.basename(str(source))
     else:
         raise ExportError(f"verification data must be fashion_mnist, random or a .npz path, got {source!r}")
-    x = np.asarray(x)[:samples]
+    x = np.asarray(x)
+    if x.ndim == 0:
+        raise ExportError(f"verification inputs ({about}) must be an array of inputs, got a scalar")
+    x = x[:samples]
     if x.shape[1:] != input_shape:
         raise ExportError(f"verification inputs ({about}) have shape {x.shape[1:]} but the model takes {input_shape}")
+    if len(x) == 0 or x.dtype.kind not in "uif":
+        raise ExportError(f"verification inputs ({about}) must be a non-empty array of numbers, got {len(x)} of {x.dtype}")
+    if not np.all(np.isfinite(x)):
+        raise ExportError(f"verification inputs ({about}) hold NaN or infinite values")
     if y is not None:
         y = np.asarray(y)
+        if y.ndim not in (1, 2) or y.shape[-1] == 0 or y.dtype.kind not in "uif" or not np.all(np.isfinite(y)):
+            raise ExportError(f"verification labels ({about}) must be class indices or one-hot rows, got {y.dtype} of shape {y.shape}")
         y = (y.argmax(-1) if y.ndim == 2 else y)[:samples]
         if len(y) != len(x):
             raise ExportError(f"verification data ({about}) has {len(x)} inputs but {len(y)} labels")
@@ -1011,6 +1003,8 @@ class _Options(NamedTuple):
     parity_threshold: float
     samples: int
     latency_runs: int
+    safe_mode: bool
+    custom_objects: dict
 
 
 def export(
@@ -1024,6 +1018,8 @@ def export(
     samples=1000,
     latency_runs=20,
     report_path=None,
+    safe_mode=True,
+    custom_objects=None,
 ):
     """Exports a Keras model (or model file) to a bit-packed LCE flatbuffer; returns the report.
 
@@ -1032,14 +1028,18 @@ def export(
     data (see `verification_data`; fails below `parity_threshold`), x86 latency
     (`latency_runs=0` skips it). The flatbuffer is written to a temporary file and renamed to
     `output_path` only when every step passed. Raises `ExportError` (one line) on bad input or a
-    failed check; on a parity failure `report_path` still gets the report.
+    failed check; on a parity failure `report_path` still gets the report. A model file that
+    stores Python code (a `Lambda`) is refused unless `safe_mode=False`; `custom_objects` maps
+    names of unregistered classes and functions in the file to their objects.
 
     Example:
         >>> report = export("model.keras", "model.tflite", verify="fashion_mnist")
         >>> report["binary_mac_fraction"], report["parity"]["top1_agreement"] >= 0.995
         (1.0, True)
     """
-    options = _Options(target, verify, allow_float, parity_threshold, samples, latency_runs)
+    options = _Options(
+        target, verify, allow_float, parity_threshold, samples, latency_runs, safe_mode, custom_objects or {}
+    )
     _check_options(options)
     if report_path is not None:
         _check_directory(report_path, "report")
@@ -1056,11 +1056,16 @@ def export(
 
 def _export(model_or_path, output_path, options):
     with _atomic_output(output_path) as temporary:
+        notes = []
         if isinstance(model_or_path, (str, os.PathLike)):
-            source, model = os.fspath(model_or_path), load_model(model_or_path)
+            source = os.fspath(model_or_path)
+            model = load_model(source, safe_mode=options.safe_mode, custom_objects=options.custom_objects)
+            if not options.safe_mode and loading.stored_code_layers(source):
+                notes.append(f"unsafe load: ran the Python code of {', '.join(loading.stored_code_layers(source))}")
         else:
             source, model = model_or_path.name, model_or_path
-        model, notes = prepare(model)
+        model, preparation_notes = prepare(model)
+        notes += preparation_notes
         check_model(model)
         # Loaded before converting, so that bad verification data fails fast.
         data = None

@@ -17,6 +17,18 @@ import tensorflow as tf
 PHASES = (1, 2)
 
 
+def _run_larq_variable_wrapping_as_plain_python():
+    """AutoGraph cannot parse larq's `QuantizedVariable.from_variable` (called by every assign
+    inside a traced training step) and warns, asking for a bug report; the function has no
+    control flow to convert, so it is marked to run as it is."""
+    from larq.quantized_variable import QuantizedVariable
+
+    wrap = QuantizedVariable.from_variable.__func__
+    QuantizedVariable.from_variable = classmethod(tf.autograph.experimental.do_not_convert(wrap))
+
+
+_run_larq_variable_wrapping_as_plain_python()
+
 
 def _register(cls):
     """Registers `cls` for `.keras` files ("bcnn_keras>Name") and, under its bare name, for the

@@ -199,59 +199,6 @@ def _bcnn(
     return model
 
 
-def _model_builder(blocks, *, stem_filters, default_stem_stride, default_name, doc):
-    def builder(
-        *,
-        include_top=True,
-        weights=None,
-        input_tensor=None,
-        input_shape=None,
-        pooling=None,
-        classes=1000,
-        classifier_activation="softmax",
-        width_multiplier=1.0,
-        channel_multiple=8,
-        stem_strides=None,
-        stem_kernel_size=None,
-        input_encoding="thermometer",
-        encoding_levels=None,
-        nonlinearity="rprelu",
-        input_layer="binary",
-        shortcut="pool",
-        classifier="binary",
-        binary=True,
-        name=default_name,
-    ):
-        return _bcnn(
-            blocks,
-            stem_filters=stem_filters,
-            default_stem_stride=default_stem_stride,
-            stem_strides=stem_strides,
-            stem_kernel_size=stem_kernel_size,
-            name=name,
-            include_top=include_top,
-            weights=weights,
-            input_tensor=input_tensor,
-            input_shape=input_shape,
-            pooling=pooling,
-            classes=classes,
-            classifier_activation=classifier_activation,
-            width_multiplier=width_multiplier,
-            channel_multiple=channel_multiple,
-            input_encoding=input_encoding,
-            encoding_levels=encoding_levels,
-            nonlinearity=nonlinearity,
-            input_layer=input_layer,
-            shortcut=shortcut,
-            classifier=classifier,
-            binary=binary,
-        )
-
-    builder.__name__ = builder.__qualname__ = default_name.upper()
-    builder.__doc__ = doc + _COMMON_ARGUMENTS_DOC
-    return builder
-
-
 _COMMON_ARGUMENTS_DOC = """
     Args:
         include_top: whether to end with the binary classifier.
@@ -292,33 +239,75 @@ _COMMON_ARGUMENTS_DOC = """
         A `tf.keras.Model`, in training phase 2 (binary weights) when `binary=True`.
 """
 
-BCNN18 = _model_builder(
-    _RESNET18_BLOCKS,
-    stem_filters=64,
-    default_stem_stride=4,
-    default_name="bcnn18",
-    doc="""A fully binary ResNet-18: every conv and the classifier are 1-bit x 1-bit.
+def BCNN18(
+    *,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    width_multiplier=1.0,
+    channel_multiple=8,
+    stem_strides=None,
+    stem_kernel_size=None,
+    input_encoding="thermometer",
+    encoding_levels=None,
+    nonlinearity="rprelu",
+    input_layer="binary",
+    shortcut="pool",
+    classifier="binary",
+    binary=True,
+    name="bcnn18",
+):
+    """A fully binary ResNet-18: every conv and the classifier are 1-bit x 1-bit.
 
     Example:
         >>> model = bcnn_keras.BCNN18(input_shape=(32, 32, 3), classes=10)
         >>> model.output_shape
         (None, 10)
-""",
-)
+    """
+    # Every argument above goes to the builder unchanged.
+    return _bcnn(_RESNET18_BLOCKS, stem_filters=64, default_stem_stride=4, **locals())
 
-BCNNA = _model_builder(
-    _REACTNET_A_BLOCKS,
-    stem_filters=32,
-    default_stem_stride=2,
-    default_name="bcnna",
-    doc="""A fully binary ReActNet-A (MobileNet-V1 layout), binary stem, shortcuts and classifier.
+
+def BCNNA(
+    *,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    width_multiplier=1.0,
+    channel_multiple=8,
+    stem_strides=None,
+    stem_kernel_size=None,
+    input_encoding="thermometer",
+    encoding_levels=None,
+    nonlinearity="rprelu",
+    input_layer="binary",
+    shortcut="pool",
+    classifier="binary",
+    binary=True,
+    name="bcnna",
+):
+    """A fully binary ReActNet-A (MobileNet-V1 layout), binary stem, shortcuts and classifier.
 
     Example:
         >>> model = bcnn_keras.BCNNA(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25)
         >>> model.output_shape
         (None, 10)
-""",
-)
+    """
+    # Every argument above goes to the builder unchanged.
+    return _bcnn(_REACTNET_A_BLOCKS, stem_filters=32, default_stem_stride=2, **locals())
+
+
+# The presets share their arguments, documented once (as keras.applications does).
+BCNN18.__doc__ += _COMMON_ARGUMENTS_DOC
+BCNNA.__doc__ += _COMMON_ARGUMENTS_DOC
 
 
 def initialize_from_float_twin(model, float_twin):

@@ -11,15 +11,25 @@ the switch marked), `checkpoints/epoch_NNN.keras`, TensorBoard logs in `logs/`, 
 
 import argparse
 import json
+import math
 import os
+import re
+import shutil
 import sys
+import tempfile
+from typing import NamedTuple
 
 import tensorflow as tf
 
-from bcnn_keras import callbacks, data, distillation, layers, models
+from bcnn_keras import callbacks, data, distillation, layers, loading, models
 
 MODELS = {"BCNN18": models.BCNN18, "BCNNA": models.BCNNA}
 STRATEGIES = ("default", "mirrored", "multiworker")
+CONFIG_FILE = "config.json"
+# Flags that do not change what is trained: where it goes, what it prints, how files load.
+_NOT_CONFIGURATION = ("output_dir", "verbose", "restart", "unsafe_load")
+# What a run writes into its output dir (and --restart removes).
+RUN_FILES = (CONFIG_FILE, "model.keras", "history.json", "training.png", "checkpoints", "backup", "logs", "teacher")
 
 
 class TrainingError(Exception):
@@ -51,6 +61,12 @@ def build_parser():
         "--init-from-teacher",
         action="store_true",
         help="start phase 1 from the weights of the float-twin teacher (needs --teacher float-twin)",
+    )
+    parser.add_argument(
+        "--unsafe-load",
+        action="store_true",
+        help="load a --teacher file that stores Python code (a Lambda layer) and run that code: only "
+        "for files you trust",
     )
     parser.add_argument("--teacher-epochs", type=int, help="epochs of the float-twin teacher (default: phase1 + phase2)")
     parser.add_argument("--alpha", type=float, default=1.0, help="weight of the distillation loss against the label loss (1 = teacher only)")
@@ -84,6 +100,11 @@ def build_parser():
         const="none",
         help="the same as --augment none (short schedules can fit better without augmentation)",
     )
+    parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="delete the run in --output-dir (model, history, checkpoints, backup, logs, teacher) and start over",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of weights, shuffling and augmentation")
     parser.add_argument("--data-dir", help="tensorflow-datasets data dir (or a dir with Fashion-MNIST IDX files)")
     parser.add_argument("--manual-dir", help="tensorflow-datasets manual download dir (ImageNet)")
@@ -97,8 +118,12 @@ def _check_arguments(args):
     if args.phase1_epochs < 0 or args.phase2_epochs < 0 or args.phase1_epochs + args.phase2_epochs < 1:
         raise TrainingError("--phase1-epochs and --phase2-epochs must be >= 0 with at least one epoch in total")
     for flag in ("batch_size", "learning_rate", "phase2_learning_rate", "width_multiplier", "encoding_levels", "stem_kernel_size"):
-        if getattr(args, flag) is not None and getattr(args, flag) <= 0:
+        value = getattr(args, flag)
+        if value is not None and not (math.isfinite(value) and value > 0):
             raise TrainingError(f"--{flag.replace('_', '-')} must be > 0")
+    for flag in ("alpha", "warmup_epochs", "phase1_weight_decay"):
+        if not math.isfinite(getattr(args, flag)):
+            raise TrainingError(f"--{flag.replace('_', '-')} must be a finite number")
     if args.init_from_teacher and args.teacher != "float-twin":
         raise TrainingError("--init-from-teacher needs --teacher float-twin")
     if args.teacher and args.float_twin:
@@ -117,6 +142,7 @@ def make_strategy(name):
 
 
 def _write_atomically(path, write):
+    """Writes through `.NAME.partial.EXT` in the same folder, then renames it to `path`."""
     directory, name = os.path.split(path)
     temporary = os.path.join(directory, f".{name}.partial{os.path.splitext(name)[1]}")
     write(temporary)
@@ -155,6 +181,30 @@ def load_history(path):
         return []
     with open(path) as stream:
         return json.load(stream)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class StopOnNonFiniteLoss(tf.keras.callbacks.Callback):
+    """Stops `fit` at the first step whose loss is NaN or infinite, or at the end of an epoch
+    whose test loss is (the last step's update broke the weights). Goes first in the callbacks,
+    so that no backup, history or checkpoint saves the broken state."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check((logs or {}).get("loss"), f"step {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key in ("loss", "val_loss"):
+            self._check((logs or {}).get(key), "its end" if key == "loss" else "its test")
+
+    def _check(self, loss, where):
+        if loss is not None and not math.isfinite(float(loss)):
+            raise NonFiniteLossError(f"the loss became {float(loss)} in epoch {self.epoch + 1}, at {where}")
 
 
 class EpochCheckpoint(tf.keras.callbacks.Callback):
@@ -196,6 +246,26 @@ def plot_history(records, path, phase1_epochs=None):
     plt.close(figure)
 
 
+class RunDir(NamedTuple):
+    """A run's folder. Every worker reads `path`; this worker writes to `write_path`: the same
+    folder on the chief, a private temporary one on the other workers of a cluster (the files
+    there are Keras' and TensorFlow's collective saving's business, then deleted)."""
+
+    path: str
+    write_path: str
+
+    def __truediv__(self, name):
+        return RunDir(os.path.join(self.path, name), os.path.join(self.write_path, name))
+
+    def written(self, name):
+        return os.path.join(self.write_path, name)
+
+
+def is_chief(strategy):
+    """Whether this process writes the run's files: always, except on a cluster's other workers."""
+    return getattr(strategy.extended, "should_checkpoint", True)
+
+
 def _build(args, spec, binary):
     return MODELS[args.model](
         input_shape=spec.image_shape,
@@ -222,23 +292,33 @@ def _compile(model, learning_rate):
     )
 
 
-def _fit(model, train, test, epochs, output_dir, schedule_callback, verbose):
+def _fit(model, train, test, epochs, run_dir, schedule_callback, verbose):
     """One resumable `fit` (`schedule_callback` may be None) writing history, checkpoints and
-    TensorBoard logs to `output_dir`."""
-    history_path = os.path.join(output_dir, "history.json")
-    model.fit(
-        train,
-        validation_data=test,
-        epochs=epochs,
-        verbose=verbose,
-        # The schedule goes first, so that the loggers after it see `phase` and `learning_rate`.
-        callbacks=[schedule_callback] * (schedule_callback is not None) + [
-            tf.keras.callbacks.BackupAndRestore(os.path.join(output_dir, "backup")),
-            HistoryFile(history_path),
-            tf.keras.callbacks.TensorBoard(os.path.join(output_dir, "logs")),
-            EpochCheckpoint(os.path.join(output_dir, "checkpoints")),
-        ],
-    )
+    TensorBoard logs to `run_dir`; a NaN or infinite loss stops it with a `TrainingError`."""
+    history_path = run_dir.written("history.json")
+    checkpoint_dir = run_dir.written("checkpoints")
+    try:
+        model.fit(
+            train,
+            validation_data=test,
+            epochs=epochs,
+            verbose=verbose,
+            # The schedule goes before the loggers, so that they see `phase` and `learning_rate`.
+            callbacks=[StopOnNonFiniteLoss()] + [schedule_callback] * (schedule_callback is not None) + [
+                # Shared by all workers: Keras keeps the other workers' copies apart itself.
+                tf.keras.callbacks.BackupAndRestore(os.path.join(run_dir.path, "backup")),
+                HistoryFile(history_path),
+                tf.keras.callbacks.TensorBoard(run_dir.written("logs")),
+                EpochCheckpoint(checkpoint_dir),
+            ],
+        )
+    except NonFiniteLossError as error:
+        checkpoints = sorted(os.listdir(checkpoint_dir)) if os.path.isdir(checkpoint_dir) else []
+        last = os.path.join(checkpoint_dir, checkpoints[-1]) if checkpoints else "none yet"
+        raise TrainingError(
+            f"training stopped: {error}; the last good checkpoint is {last} (to retry with a lower "
+            "--learning-rate, use another --output-dir: --restart would delete it)"
+        ) from error
     return load_history(history_path)
 
 
@@ -252,63 +332,165 @@ def _linear_decay(learning_rate, steps):
     return tf.keras.optimizers.schedules.PolynomialDecay(learning_rate, max(steps, 1), 0.0)
 
 
-def train_float(args, spec, strategy, train, test, output_dir, epochs):
+def train_float(args, spec, strategy, train, test, run_dir, epochs):
     """Trains the float twin for `epochs` with a linearly decaying learning rate."""
     with strategy.scope():
         model = _build(args, spec, binary=False)
         _compile(model, _linear_decay(args.learning_rate, epochs * int(train.cardinality())))
-    records = _fit(model, train, test, epochs, output_dir, None, args.verbose)
-    save_model(model, os.path.join(output_dir, "model.keras"))
-    plot_history(records, os.path.join(output_dir, "training.png"))
+    records = _fit(model, train, test, epochs, run_dir, None, args.verbose)
+    save_model(model, run_dir.written("model.keras"))
+    plot_history(records, run_dir.written("training.png"))
     return model
 
 
-def _teacher(args, spec, strategy, train, test, output_dir):
+def _teacher_epochs(args):
+    return args.teacher_epochs or args.phase1_epochs + args.phase2_epochs
+
+
+def _teacher(args, spec, strategy, train, test, run_dir, finished):
     if args.teacher is None:
         return None
     if args.teacher != "float-twin":
         with strategy.scope():
-            return tf.keras.models.load_model(args.teacher, compile=False)
-    teacher_dir = os.path.join(output_dir, "teacher")
-    epochs = args.teacher_epochs or args.phase1_epochs + args.phase2_epochs
-    if _is_complete(teacher_dir, epochs):
+            try:
+                return loading.load_model(args.teacher, safe_mode=not args.unsafe_load)
+            except loading.ModelFileError as error:
+                raise TrainingError(f"teacher {error}") from error
+    teacher_dir = run_dir / "teacher"
+    epochs = _teacher_epochs(args)
+    if finished:
         with strategy.scope():
-            return tf.keras.models.load_model(os.path.join(teacher_dir, "model.keras"), compile=False)
-    print(f"step 0: training the float-twin teacher for {epochs} epochs in {teacher_dir}")
+            return tf.keras.models.load_model(os.path.join(teacher_dir.path, "model.keras"), compile=False)
+    print(f"step 0: training the float-twin teacher for {epochs} epochs in {teacher_dir.path}")
     return train_float(args, spec, strategy, train, test, teacher_dir, epochs)
+
+
+_PATH_FLAGS = ("teacher", "data_dir", "manual_dir")
+
+
+def run_configuration(args):
+    """The flags that shape the model, the data and the schedule, as recorded in `config.json`
+    (paths made absolute, so that a resume from another working dir matches)."""
+    configuration = {key: value for key, value in sorted(vars(args).items()) if key not in _NOT_CONFIGURATION}
+    for key in _PATH_FLAGS:
+        if configuration.get(key) not in (None, "float-twin"):
+            configuration[key] = os.path.abspath(configuration[key])
+    return configuration
+
+
+_PARTIAL_FILE = re.compile(r"\..+\.partial(\.[^.]+)?")  # what `_write_atomically` leaves behind
+
+
+def _remove_partial_files(output_dir):
+    """Deletes the temporary files of writes that a killed run left unfinished."""
+    for directory, _, names in os.walk(output_dir):
+        for name in names:
+            if _PARTIAL_FILE.fullmatch(name):
+                os.remove(os.path.join(directory, name))
+
+
+def _claim_output_dir(args, chief=True):
+    """Starts over (`--restart`), or checks that the dir holds no run of other settings; then
+    the chief records this run's configuration (which also proves that the dir is writable)."""
+    output_dir = args.output_dir
+    if args.restart and not chief:
+        return  # the chief deletes the old run and writes the new configuration
+    if args.restart:
+        for name in RUN_FILES:
+            path = os.path.join(output_dir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            elif os.path.exists(path):
+                os.remove(path)
+    configuration = run_configuration(args)
+    config_path = os.path.join(output_dir, CONFIG_FILE)
+    if os.path.exists(config_path):
+        try:
+            with open(config_path) as stream:
+                recorded = json.load(stream)
+        except (OSError, ValueError) as error:
+            raise TrainingError(f"{config_path} is unreadable ({error}); --restart starts over") from error
+        # A flag that is newer than the recorded run had its default there.
+        recorded = {**run_configuration(build_parser().parse_args(["--output-dir", output_dir])), **recorded}
+        changed = [key for key in sorted(set(recorded) | set(configuration)) if recorded.get(key) != configuration.get(key)]
+        if changed:
+            described = ", ".join(
+                f"--{key.replace('_', '-')} {configuration.get(key)} (was {recorded.get(key)})" for key in changed
+            )
+            raise TrainingError(
+                f"{output_dir} holds a run with other settings: {described}; use another --output-dir, "
+                "or --restart to start over"
+            )
+    if not chief:
+        return
+    _remove_partial_files(output_dir)
+
+    def write(temporary):
+        with open(temporary, "w") as stream:
+            json.dump(configuration, stream, indent=1)
+
+    _write_atomically(config_path, write)
 
 
 def run(args):
     """Runs the training described by parsed CLI `args`; returns the final history records."""
     _check_arguments(args)
     spec = data.dataset_spec(args.dataset)
+    # First: a multi-worker strategy must exist before any other TensorFlow op runs.
+    strategy = make_strategy(args.strategy)
+    chief = is_chief(strategy)
     output_dir = args.output_dir
     try:
         os.makedirs(output_dir, exist_ok=True)
     except OSError as error:
         raise TrainingError(f"cannot create output dir {output_dir}: {error.strerror}") from error
+    _claim_output_dir(args, chief)
     epochs = args.phase1_epochs + args.phase2_epochs
-    if _is_complete(output_dir, epochs):
+    # Every worker decides what is finished here, before the first collective op: the chief
+    # cannot write anything that changes the answer until all workers have got this far.
+    # (With --restart the chief has just deleted the old run; the others may not see that yet.)
+    finished = {
+        "run": not args.restart and _is_complete(output_dir, epochs),
+        "teacher": not args.restart and _is_complete(os.path.join(output_dir, "teacher"), _teacher_epochs(args)),
+    }
+    if finished["run"]:
         print(f"{output_dir} already holds a finished run ({epochs} epochs); nothing to do")
         return load_history(os.path.join(output_dir, "history.json"))
+    run_dir = RunDir(output_dir, output_dir if chief else tempfile.mkdtemp(prefix="bcnn_keras_worker_"))
+    try:
+        return _train(args, spec, strategy, run_dir, epochs, finished["teacher"])
+    finally:
+        if not chief:
+            shutil.rmtree(run_dir.write_path, ignore_errors=True)
 
+
+def _train(args, spec, strategy, run_dir, epochs, teacher_finished):
     tf.keras.utils.set_random_seed(args.seed)
     if args.mixed_precision:
         tf.keras.mixed_precision.set_global_policy("mixed_float16")
-    strategy = make_strategy(args.strategy)
-    train = data.make_dataset(
-        args.dataset, spec.train_split, args.batch_size, augment=args.augment, seed=args.seed,
-        data_dir=args.data_dir, manual_dir=args.manual_dir, limit=args.train_limit,
-    )
+
+    def training_data(teacher=None):
+        return data.make_dataset(
+            args.dataset, spec.train_split, args.batch_size, augment=args.augment, seed=args.seed,
+            data_dir=args.data_dir, manual_dir=args.manual_dir, limit=args.train_limit, teacher=teacher,
+        )
+
+    train = training_data()
     test = data.make_dataset(
         args.dataset, spec.test_split, args.batch_size,
         data_dir=args.data_dir, manual_dir=args.manual_dir, limit=args.test_limit,
     )
     if args.float_twin:
-        train_float(args, spec, strategy, train, test, output_dir, epochs)
-        return load_history(os.path.join(output_dir, "history.json"))
+        train_float(args, spec, strategy, train, test, run_dir, epochs)
+        return load_history(run_dir.written("history.json"))
 
-    teacher = _teacher(args, spec, strategy, train, test, output_dir)
+    teacher = _teacher(args, spec, strategy, train, test, run_dir, teacher_finished)
+    # Without augmentation the teacher sees the same images every epoch: run it once. (Not
+    # across a cluster, where `predict` would need the workers' data shards gathered, and not
+    # for ImageNet, whose outputs would not fit in memory.)
+    if teacher is not None and args.augment == "none" and args.strategy != "multiworker" and args.dataset != "imagenet2012":
+        print("computing the teacher's outputs on the training set once (no augmentation)")
+        train = training_data(teacher)
     with strategy.scope():
         student = _build(args, spec, binary=True)
         if args.init_from_teacher:  # a resumed run then restores its own weights from the backup
@@ -323,9 +505,9 @@ def run(args):
         phase1_weight_decay=args.phase1_weight_decay,
         warmup_epochs=args.warmup_epochs,
     )
-    records = _fit(model, train, test, epochs, output_dir, two_step, args.verbose)
-    save_model(student, os.path.join(output_dir, "model.keras"))
-    plot_history(records, os.path.join(output_dir, "training.png"), phase1_epochs=args.phase1_epochs)
+    records = _fit(model, train, test, epochs, run_dir, two_step, args.verbose)
+    save_model(student, run_dir.written("model.keras"))
+    plot_history(records, run_dir.written("training.png"), phase1_epochs=args.phase1_epochs)
     return records
 
 
@@ -335,6 +517,10 @@ def main(argv=None):
         records = run(args)
     except (TrainingError, data.DatasetNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # e.g. a full or unwritable output dir; every file is written atomically
+        where = error.filename or args.output_dir
+        print(f"error: {where}: {error.strerror or error} (files written before are intact)", file=sys.stderr)
         return 2
     last = records[-1] if records else {}
     if "val_accuracy" in last:

@@ -69,6 +69,18 @@ def parse_args(argv=None):
     parser.add_argument(
         "--latency-runs", type=int, default=20, help="timed x86 runs, >= 10; 0 skips latency (default: 20)"
     )
+    parser.add_argument(
+        "--unsafe-load",
+        action="store_true",
+        help="load a model file that stores Python code (a Lambda layer) and run that code: only for "
+        "files you trust (refused by default, in every format)",
+    )
+    parser.add_argument(
+        "--custom-objects",
+        metavar="MODULE",
+        help="import MODULE (a dotted name or a .py file) first: it registers the custom classes and "
+        "functions of the model (an optional dict `custom_objects` adds unregistered ones)",
+    )
     parser.add_argument("--verbose", action="store_true", help="show library logs and tracebacks")
     return parser.parse_args(argv)
 
@@ -85,6 +97,7 @@ def _quiet_libraries():
 def _export(export, args):
     """Runs the export with library output captured (unless --verbose); returns the report."""
     with contextlib.nullcontext() if args.verbose else export.captured_stderr():
+        custom_objects = export.loading.import_custom_objects(args.custom_objects) if args.custom_objects else None
         return export.export(
             args.model,
             args.output,
@@ -95,6 +108,8 @@ def _export(export, args):
             samples=args.samples,
             latency_runs=args.latency_runs,
             report_path=args.report,
+            safe_mode=not args.unsafe_load,
+            custom_objects=custom_objects,
         )
 
 
@@ -124,7 +139,7 @@ def main(argv=None):
         report = _export(export, args)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
-    except export.ExportError as error:
+    except (export.ExportError, export.loading.ModelFileError) as error:
         return _fail(error, EXIT_BAD_INPUT)
     except Exception as error:
         if args.verbose:

@@ -133,6 +133,8 @@ def cli_cases(tmp):
     dynamic_input = tf.keras.Input((None, None, 32))
     dynamic = tf.keras.Model(dynamic_input, binary_conv(32)(dynamic_input))
     dynamic_path = saved(dynamic, tmp / "dynamic_savedmodel")
+    nan_npz = tmp / "nan.npz"
+    np.savez(nan_npz, x=np.full((4, 28, 28, 1), np.nan, "float32"))
     out = tmp / "out"
     out.mkdir()
     unwritable = unwritable_directory(tmp)
@@ -159,6 +161,10 @@ def cli_cases(tmp):
         "missing output directory": (good, tmp / "no_dir" / "model.tflite", [], "does not exist"),
         "dynamic spatial size": (dynamic_path, out / "dynamic.tflite", [], "fixed height, width"),
         "bad option": (good, out / "option.tflite", ["--target", "gpu"], "invalid choice"),
+        "NaN verification data": (good, out / "nan_data.tflite", ["--verify", nan_npz], "hold NaN or infinite"),
+        "unknown custom objects module": (
+            good, out / "custom.tflite", ["--custom-objects", "no_such_module_here"], "cannot import custom objects"
+        ),
     }
     if unwritable:
         cases["unwritable output directory"] = (good, unwritable / "model.tflite", [], "cannot write")
@@ -199,6 +205,8 @@ def test_cli_help():
         "unwritable output directory",
         "dynamic spatial size",
         "bad option",
+        "NaN verification data",
+        "unknown custom objects module",
     ],
 )
 def test_cli_bad_input_gives_one_line_and_no_output_file(cli_runs, case):

@@ -167,6 +167,25 @@ def test_import_after_keras3_fails_with_one_line():
     assert "TF_USE_LEGACY_KERAS=1" in last_line
 
 
+def test_import_refuses_an_explicit_keras3_choice_without_overriding_it():
+    result = subprocess.run(
+        [sys.executable, "-c", "import bcnn_keras"],
+        capture_output=True,
+        text=True,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin", "TF_USE_LEGACY_KERAS": "0"},
+    )
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("ImportError: bcnn_keras needs Keras 2") and "TF_USE_LEGACY_KERAS=0" in last_line
+    accepted = subprocess.run(
+        [sys.executable, "-c", "import bcnn_keras, os; print(os.environ['TF_USE_LEGACY_KERAS'])"],
+        capture_output=True,
+        text=True,
+        env={"TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin", "TF_USE_LEGACY_KERAS": "true"},
+    )
+    assert accepted.returncode == 0 and accepted.stdout.strip() == "true"
+
+
 @pytest.mark.parametrize("setting, enabled", [(None, True), ("0", False)])
 def test_import_turns_onednn_on_unless_opted_out(setting, enabled):
     code = (

@@ -124,6 +124,23 @@ def test_distiller_trains_the_student_against_the_teacher():
     assert bcnn_keras.get_phase(student) == 2
 
 
+def test_distiller_step_with_precomputed_teacher_outputs_matches_the_live_teacher():
+    teacher = randomize_statistics(small_bcnn18(binary=False))
+    images, labels = _tiny_data(32)
+    teacher_outputs = teacher.predict(images, verbose=0)
+    results = []
+    for targets in (labels, (labels, teacher_outputs)):
+        tf.keras.utils.set_random_seed(1)
+        distiller = distillation.Distiller(small_bcnn18(), teacher, alpha=0.5)
+        distiller.compile(tf.keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+        loss = distiller.train_on_batch(images, targets)
+        results.append((loss, distiller.student.get_weights()))
+    (live_loss, live_weights), (cached_loss, cached_weights) = results
+    assert cached_loss == pytest.approx(live_loss, rel=1e-5)
+    for live, cached in zip(live_weights, cached_weights):
+        np.testing.assert_allclose(cached, live, rtol=1e-4, atol=1e-6)
+
+
 MIRRORED_SCRIPT = """
 import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
@@ -191,6 +208,47 @@ def test_training_killed_in_phase_2_resumes_in_phase_2(tmp_path):
     assert bcnn_keras.get_phase(model) == 2
     for name in ("training.png", "checkpoints/epoch_004.keras", "logs"):
         assert (tmp_path / name).exists(), name
+
+
+def _quick_run(output_dir, *extra):
+    command = _train_command(output_dir, "--phase1-epochs", "1", "--phase2-epochs", "1", *extra)
+    return subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
+
+
+def _one_error_line(result):
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr[-2000:]
+    return errors[0]
+
+
+def test_resume_with_other_settings_is_refused_and_restart_starts_over(tmp_path):
+    first = _quick_run(tmp_path, "--train-limit", "128")
+    assert first.returncode == 0, first.stderr[-2000:]
+    with open(tmp_path / "config.json") as stream:
+        assert json.load(stream)["train_limit"] == 128
+    error = _one_error_line(_quick_run(tmp_path, "--train-limit", "128", "--learning-rate", "0.001"))
+    assert "holds a run with other settings: --learning-rate 0.001 (was 0.002)" in error and "--restart" in error
+    assert (tmp_path / "model.keras").exists()  # nothing of the earlier run is lost
+    restarted = _quick_run(tmp_path, "--train-limit", "128", "--learning-rate", "0.001", "--restart")
+    assert restarted.returncode == 0 and "Epoch 1/2" in restarted.stdout
+    assert [r["learning_rate"] < 0.001 for r in _history(tmp_path)] == [True, True]
+
+
+def test_non_finite_loss_stops_with_one_line_and_no_model(tmp_path):
+    error = _one_error_line(_quick_run(tmp_path, "--learning-rate", "1e30"))
+    assert "training stopped: the loss became nan in epoch 1" in error
+    assert not (tmp_path / "model.keras").exists() and not (tmp_path / "checkpoints").exists()
+
+
+def test_failed_write_keeps_the_earlier_checkpoints(tmp_path):
+    # A directory where the second checkpoint's temporary file goes makes that write fail, as a
+    # full disk would (permissions do not stop root).
+    (tmp_path / "checkpoints" / ".epoch_002.keras.partial.keras").mkdir(parents=True)
+    error = _one_error_line(_quick_run(tmp_path))
+    assert ".epoch_002.keras.partial.keras" in error and "files written before are intact" in error
+    assert bcnn_keras.get_phase(tf.keras.models.load_model(tmp_path / "checkpoints" / "epoch_001.keras")) == 1
+    assert not (tmp_path / "model.keras").exists()
 
 
 def test_binary_model_starts_from_its_float_twin():
@@ -287,6 +345,8 @@ def test_train_then_export_then_verify_end_to_end(tmp_path):
         capture_output=True, text=True, cwd=REPO, timeout=900,
     )
     assert train.returncode == 0, train.stdout[-2000:] + train.stderr[-2000:]
+    # larq's quantized variables no longer make AutoGraph ask for a bug report.
+    assert "AutoGraph could not transform" not in train.stdout + train.stderr
     report_path = tmp_path / "report.json"
     export = subprocess.run(
         [sys.executable, "export/to_tflite.py", str(tmp_path / "model.keras"), "-o", str(tmp_path / "model.tflite"),
@@ -299,3 +359,65 @@ def test_train_then_export_then_verify_end_to_end(tmp_path):
     assert report["parity"]["samples"] == 300 and report["parity"]["top1_agreement"] >= 0.995
     assert report["parity"]["tflite_accuracy"] == pytest.approx(report["parity"]["keras_accuracy"], abs=0.01)
     assert report["size_bytes"] == (tmp_path / "model.tflite").stat().st_size
+
+
+def _free_ports(count):
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def _start_cluster(output_dir, ports, log_dir):
+    """The README's multi-worker recipe on two local workers: the same command, one TF_CONFIG each."""
+    command = _train_command(
+        output_dir, "--strategy", "multiworker", "--batch-size", "32", "--train-limit", "128", "--test-limit", "64",
+        "--phase1-epochs", "1", "--phase2-epochs", "2", "--teacher", "float-twin", "--teacher-epochs", "1",
+    )
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    workers = []
+    for index in range(len(ports)):
+        config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        log = open(os.path.join(log_dir, f"worker{index}.log"), "a")
+        workers.append(subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=REPO, env={**os.environ, "TF_CONFIG": config}
+        ))
+    return workers
+
+
+@pytest.mark.slow
+def test_two_workers_write_one_run_and_resume_after_a_worker_is_killed(tmp_path):
+    output_dir, log_dir = tmp_path / "run", tmp_path
+    workers = _start_cluster(output_dir, _free_ports(2), log_dir)
+    deadline = time.time() + 600
+    first_checkpoint = output_dir / "checkpoints" / "epoch_001.keras"
+    while not first_checkpoint.exists() and all(w.poll() is None for w in workers) and time.time() < deadline:
+        time.sleep(0.5)
+    assert first_checkpoint.exists(), (log_dir / "worker0.log").read_text()[-3000:]
+    workers[1].kill()  # the other worker dies; the chief then waits for it in vain
+    workers[0].kill()
+    for worker in workers:
+        worker.wait()
+    assert not (output_dir / "model.keras").exists()
+
+    workers = _start_cluster(output_dir, _free_ports(2), log_dir)  # the same command again
+    for index, worker in enumerate(workers):
+        assert worker.wait(timeout=900) == 0, (log_dir / f"worker{index}.log").read_text()[-3000:]
+    chief_log = (log_dir / "worker0.log").read_text()
+    assert chief_log.count("Epoch 1/3") == 1 and "Epoch 2/3" in chief_log  # resumed, not restarted
+    records = _history(output_dir)
+    assert [r["epoch"] for r in records] == [0, 1, 2] and [r["phase"] for r in records] == [1, 2, 2]
+    assert sorted(os.listdir(output_dir)) == sorted(
+        ["config.json", "model.keras", "history.json", "training.png", "checkpoints", "logs", "teacher"]
+        + (["backup"] if (output_dir / "backup").exists() else [])
+    )
+    assert sorted(os.listdir(output_dir / "checkpoints")) == ["epoch_001.keras", "epoch_002.keras", "epoch_003.keras"]
+    assert len(_history(output_dir / "teacher")) == 1 and (output_dir / "teacher" / "model.keras").exists()
+    assert bcnn_keras.get_phase(tf.keras.models.load_model(output_dir / "model.keras")) == 2
+    leftovers = [p for p in output_dir.rglob("*") if "partial" in p.name or "workertemp" in p.name]
+    assert not leftovers
