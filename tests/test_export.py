@@ -154,7 +154,7 @@ def cli_cases(tmp):
         "missing file": (tmp / "nope.keras", out / "missing.tflite", [], "no such file"),
         "non-model file": (notes, out / "notes.tflite", [], "not a model file"),
         "corrupt file": (corrupt, out / "corrupt.tflite", [], "not a valid .keras file"),
-        "corrupt h5 file": (corrupt_h5, out / "corrupt_h5.tflite", [], "cannot load a Keras model"),
+        "corrupt h5 file": (corrupt_h5, out / "corrupt_h5.tflite", [], "cannot read the model's configuration"),
         "float conv": (float_model, out / "float.tflite", [], "would run in float"),
         "ternary input": (ternary, out / "ternary.tflite", ["--allow-float"], "ternary input quantizer"),
         "NaN weights": (nan_path, out / "nan.tflite", [], "layer 'block3_conv': weight kernel:0 holds NaN"),
