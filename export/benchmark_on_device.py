@@ -10,8 +10,10 @@
 The model (and, with --benchmark-binary, the benchmark binary) is copied to the device and run
 there; the timings are parsed from the TFLite benchmark tool's output into `latency_ms_arm`,
 `latency_arm` and `memory_arm`. With --report, an existing report (from export/to_tflite.py) is
-updated in place, otherwise a new one is written. No TensorFlow import: this runs anywhere adb or
-ssh does. Every failure prints one line "error: ..." on stderr and exits with 2.
+updated in place, otherwise a new one is written. These are the on-device fields of
+`bcnn_keras.export.report.Report`; the file is handled as plain JSON here, because there is no
+TensorFlow import: this runs anywhere adb or ssh does. Every failure prints one line "error: ..."
+on stderr and exits with 2.
 """
 
 import argparse

@@ -4,152 +4,23 @@
     python export/to_tflite.py MODEL -o OUT.tflite [--target arm|xcore] [--report REPORT.json]
         [--verify fashion_mnist|PATH.npz|random] [--allow-float]
 
-MODEL is a .keras file, an .h5 file or a SavedModel directory. The report is printed as a table
-(stdout) and, with --report, written as JSON. Any bad input or failed check prints one line
-"error: ..." on stderr, exits with 2 and leaves no file at OUT.
+The command line lives in `bcnn_keras/export/cli.py` (installed as `bcnn-export`); see
+`--help`. Any bad input or failed check prints one line "error: ..." on stderr, exits with 2 and
+leaves no file at OUT.
 
 Example:
     python export/to_tflite.py runs/model.keras -o model.tflite --verify fashion_mnist --report report.json
 """
 
-import argparse
-import contextlib
-import logging
-import os
+import runpy
 import sys
-import warnings
 from pathlib import Path
 
-EXIT_BAD_INPUT = 2
-EXIT_UNEXPECTED = 1
-EXIT_INTERRUPTED = 130
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """Usage errors as one line too, like every other error of this tool."""
-
-    def error(self, message):
-        self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
-
-
-def parse_args(argv=None):
-    """The command line as an `argparse.Namespace`.
-
-    Example:
-        >>> parse_args(["model.keras", "-o", "model.tflite"]).target
-        'arm'
-    """
-    parser = _OneLineParser(
-        prog="to_tflite.py",
-        description="Export a Keras/larq model to a bit-packed Larq Compute Engine .tflite file, "
-        "with lint, op census, parity check and report.",
-        epilog="Exit status: 0 on success, 2 on a bad input or a failed check (one 'error:' line on "
-        "stderr, no output file), 1 on an unexpected error.",
-    )
-    parser.add_argument("model", help="a .keras file, an .h5 file or a SavedModel directory")
-    parser.add_argument("-o", "--output", required=True, help="the .tflite file to write")
-    parser.add_argument("--target", choices=("arm", "xcore"), default="arm", help="LCE target (default: arm)")
-    parser.add_argument("--report", metavar="REPORT.json", help="also write the report as JSON")
-    parser.add_argument(
-        "--verify",
-        metavar="fashion_mnist|PATH.npz|random",
-        help="compare Keras and the LCE interpreter on this data: the Fashion-MNIST test split, an "
-        ".npz file with arrays x (and optional labels y), or random raw-pixel images",
-    )
-    parser.add_argument("--samples", type=int, default=1000, help="verification samples (default: 1000)")
-    parser.add_argument(
-        "--parity-threshold",
-        type=float,
-        default=0.995,
-        help="minimum top-1 agreement between Keras and LCE (default: 0.995)",
-    )
-    parser.add_argument(
-        "--allow-float", action="store_true", help="export even if some conv/dense layers stay float"
-    )
-    parser.add_argument(
-        "--latency-runs", type=int, default=20, help="timed x86 runs, >= 10; 0 skips latency (default: 20)"
-    )
-    parser.add_argument(
-        "--unsafe-load",
-        action="store_true",
-        help="load a model file that stores Python code (a Lambda layer) and run that code: only for "
-        "files you trust (refused by default, in every format)",
-    )
-    parser.add_argument(
-        "--custom-objects",
-        metavar="MODULE",
-        help="import MODULE (a dotted name or a .py file) first: it registers the custom classes and "
-        "functions of the model (an optional dict `custom_objects` adds unregistered ones)",
-    )
-    parser.add_argument("--verbose", action="store_true", help="show library logs and tracebacks")
-    return parser.parse_args(argv)
-
-
-def _quiet_libraries():
-    """Keeps TensorFlow's, Keras' and larq's logs and warnings off stderr (errors stay one line)."""
-    # Level 3: TensorFlow's import prints "E" lines (cuFFT/cuDNN registration) before any capture.
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    warnings.simplefilter("ignore")
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    logging.getLogger("absl").setLevel(logging.ERROR)
-
-
-def _export(export, args):
-    """Runs the export with library output captured (unless --verbose); returns the report."""
-    with contextlib.nullcontext() if args.verbose else export.captured_stderr():
-        custom_objects = export.loading.import_custom_objects(args.custom_objects) if args.custom_objects else None
-        return export.export(
-            args.model,
-            args.output,
-            target=args.target,
-            verify=args.verify,
-            allow_float=args.allow_float,
-            parity_threshold=args.parity_threshold,
-            samples=args.samples,
-            latency_runs=args.latency_runs,
-            report_path=args.report,
-            safe_mode=not args.unsafe_load,
-            custom_objects=custom_objects,
-        )
-
-
-def _fail(message, status):
-    print(f"error: {' '.join(str(message).split())[:400]}", file=sys.stderr)
-    return status
-
-
-def main(argv=None):
-    """The CLI entry point; returns the exit status.
-
-    Example:
-        >>> main(["model.keras", "-o", "model.tflite", "--verify", "random"])
-        0
-    """
-    args = parse_args(argv)
-    if not args.verbose:
-        _quiet_libraries()
-    # Importable from a fresh clone without `pip install -e .`; imported after argument parsing
-    # so that --help does not wait for TensorFlow.
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    try:
-        from bcnn_keras import export
-    except Exception as error:
-        return _fail(f"cannot import bcnn_keras ({type(error).__name__}: {error})", EXIT_UNEXPECTED)
-    try:
-        report = _export(export, args)
-    except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_INTERRUPTED)
-    except (export.ExportError, export.loading.ModelFileError) as error:
-        return _fail(error, EXIT_BAD_INPUT)
-    except Exception as error:
-        if args.verbose:
-            raise
-        return _fail(f"unexpected {type(error).__name__}: {error} (rerun with --verbose)", EXIT_UNEXPECTED)
-    print(export.format_report(report))
-    for warning in report["warnings"]:
-        print(f"warning: {warning}", file=sys.stderr)
-    return 0
-
+REPO = Path(__file__).resolve().parents[1]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Importable from a fresh clone without `pip install -e .`.
+    sys.path.insert(0, str(REPO))
+    # Run by path: importing the package would import TensorFlow before the CLI turns its logs down.
+    cli = runpy.run_path(str(REPO / "bcnn_keras" / "export" / "cli.py"))
+    sys.exit(cli["main"]())

@@ -1,0 +1,130 @@
+"""The export pipeline: every step in order, with the flatbuffer written only when all passed."""
+
+import os
+from typing import NamedTuple
+
+from bcnn_keras import loading
+from bcnn_keras.export.census import census, cross_check
+from bcnn_keras.export.convert import TARGETS, convert_with_diagnostics
+from bcnn_keras.export.errors import ExportError
+from bcnn_keras.export.files import atomic_output, check_directory
+from bcnn_keras.export.latency import latency_x86
+from bcnn_keras.export.lint import check_findings, classify_layers
+from bcnn_keras.export.loading import check_model, load_model, prepare_in_place
+from bcnn_keras.export.report import Report, write_report
+from bcnn_keras.export.rewrite import rewrite
+from bcnn_keras.export.verify import checked_parity, parity_failure, verification_data
+
+
+class _Options(NamedTuple):
+    target: str
+    verify: object
+    allow_float: bool
+    parity_threshold: float
+    samples: int
+    latency_runs: int
+    safe_mode: bool
+    custom_objects: dict
+
+
+def export(
+    model_or_path,
+    output_path,
+    *,
+    target="arm",
+    verify=None,
+    allow_float=False,
+    parity_threshold=0.995,
+    samples=1000,
+    latency_runs=20,
+    report_path=None,
+    safe_mode=True,
+    custom_objects=None,
+):
+    """Exports a Keras model (or model file) to a bit-packed LCE flatbuffer; returns the `Report`.
+
+    Steps: load, prepare (phase 2, float32), check shapes and weights, lint (float layers need
+    `allow_float`; ternary inputs are refused), rewrite, convert, census, parity on `verify`
+    data (see `verification_data`; fails below `parity_threshold`), x86 latency
+    (`latency_runs=0` skips it). The flatbuffer is written to a temporary file and renamed to
+    `output_path` only when every step passed. Raises `ExportError` (one line) on bad input or a
+    failed check; on a parity failure `report_path` still gets the report. A model file that
+    stores Python code (a `Lambda`) is refused unless `safe_mode=False`; `custom_objects` maps
+    names of unregistered classes and functions in the file to their objects.
+
+    A bcnn_keras model passed in training phase 1 is switched to phase 2 in place, with a warning
+    (see `prepare_in_place`).
+
+    Example:
+        >>> report = export("model.keras", "model.tflite", verify="fashion_mnist")
+        >>> report["binary_mac_fraction"], report["parity"]["top1_agreement"] >= 0.995
+        (1.0, True)
+    """
+    options = _Options(
+        target, verify, allow_float, parity_threshold, samples, latency_runs, safe_mode, custom_objects or {}
+    )
+    _check_options(options)
+    if report_path is not None:
+        check_directory(report_path, "report")
+    try:
+        report = _export(model_or_path, output_path, options)
+    except ExportError as error:
+        if report_path is not None and error.report is not None:
+            write_report(error.report, report_path)
+        raise
+    if report_path is not None:
+        write_report(report, report_path)
+    return report
+
+
+def _check_options(options):
+    if options.target not in TARGETS:
+        raise ExportError(f"target must be one of {TARGETS}, got {options.target!r}")
+    if not 0 <= options.parity_threshold <= 1:
+        raise ExportError(f"parity threshold must be between 0 and 1, got {options.parity_threshold!r}")
+    if options.samples < 1:
+        raise ExportError(f"samples must be >= 1, got {options.samples!r}")
+    if options.latency_runs and options.latency_runs < 10:
+        raise ExportError(f"latency runs must be 0 (skip) or >= 10, got {options.latency_runs!r}")
+
+
+def _export(model_or_path, output_path, options):
+    with atomic_output(output_path) as temporary:
+        source, model, notes = _load(model_or_path, options)
+        model, preparation_notes = prepare_in_place(model)
+        notes += preparation_notes
+        check_model(model)
+        # Loaded before converting, so that bad verification data fails fast.
+        data = None
+        if options.verify is not None:
+            data = verification_data(options.verify, model.inputs[0].shape[1:], options.samples)
+        classification = classify_layers(model, options.target)
+        check_findings(classification.findings, options.allow_float)
+        flatbuffer, diagnostics = convert_with_diagnostics(rewrite(model, classification), options.target)
+        result = census(flatbuffer, model)
+        notes += cross_check(result, classification, options.allow_float, diagnostics)
+        report = Report.from_census(
+            source, output_path, options.target, result, classification.findings, notes + diagnostics
+        )
+        with open(temporary, "wb") as file:
+            file.write(flatbuffer)
+        if data is not None:
+            report.parity = checked_parity(model, flatbuffer, data, options.parity_threshold)
+            if not report.parity["passed"]:
+                raise ExportError(parity_failure(report.parity), report=report)
+        if options.latency_runs:
+            report.latency_x86 = latency_x86(flatbuffer, runs=options.latency_runs)
+            report.latency_ms_x86 = report.latency_x86["median_ms"]
+    return report
+
+
+def _load(model_or_path, options):
+    """`(source, model, notes)` for a model or the path of a model file."""
+    if not isinstance(model_or_path, (str, os.PathLike)):
+        return model_or_path.name, model_or_path, []
+    source = os.fspath(model_or_path)
+    model = load_model(source, safe_mode=options.safe_mode, custom_objects=options.custom_objects)
+    notes = []
+    if not options.safe_mode and loading.stored_code_layers(source):
+        notes.append(f"unsafe load: ran the Python code of {', '.join(loading.stored_code_layers(source))}")
+    return source, model, notes

@@ -1,0 +1,201 @@
+"""The export report: one dataclass, its JSON (what `--report` writes) and its text table.
+
+`export/benchmark_on_device.py` adds the on-device fields to the same JSON. It reads and writes
+the file as plain JSON, without this module, because it must run where TensorFlow is not
+installed.
+"""
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+
+import larq as lq
+import larq_compute_engine as lce
+import tensorflow as tf
+
+import bcnn_keras
+from bcnn_keras.export.files import atomic_output
+
+# Filled by export/benchmark_on_device.py; absent from the JSON until then.
+ON_DEVICE_FIELDS = ("latency_ms_arm", "latency_arm", "memory_arm")
+
+
+@dataclasses.dataclass(kw_only=True)
+class Report:
+    """What an export found and measured; `to_json` gives the `--report` file, key for key.
+
+    Nested values are plain JSON data (dicts, lists, numbers). A report also reads like the dict
+    it used to be, so `report["binary_mac_fraction"]`, `report.get("latency_arm")` and
+    `"parity" in report` work: the keys are those of `to_dict()`, where the on-device fields
+    appear only once they are set.
+
+    Example:
+        >>> report = Report.from_json(open("report.json").read())
+        >>> report.binary_mac_fraction == report["binary_mac_fraction"]
+        True
+    """
+
+    model: str  # the source: a path, or the model's name
+    output: str  # the .tflite file written
+    target: str  # "arm" or "xcore"
+    size_bytes: int
+    predicted_size_bytes: int | None  # what lq.models.summary predicts; None if larq cannot profile
+    ops: dict  # op type -> count in the main graph
+    macs: dict  # {"binary": n, "float": n}
+    binary_mac_fraction: float | None  # None without conv or dense ops
+    bytes: dict  # bitpacked_weights, float_parameters, other_constants, graph_and_metadata
+    float_layers: list  # [{"layer", "reason"}] the lint found float
+    float_ops: list  # [{"op", "output", "macs"}] float conv/dense ops in the file
+    rewritten_layers: list  # [{"layer", "reason"}]
+    warnings: list
+    parity: dict | None = None  # see verify.checked_parity; None without verification data
+    latency_ms_x86: float | None = None
+    latency_x86: dict | None = None  # see latency.latency_x86
+    versions: dict
+    latency_ms_arm: float | None = None
+    latency_arm: dict | None = None
+    memory_arm: dict | None = None
+
+    @classmethod
+    def from_census(cls, source, output_path, target, census, findings, warnings):
+        """A new report from the census of the converted file and the lint's findings."""
+        return cls(
+            model=source,
+            output=os.fspath(output_path),
+            target=target,
+            size_bytes=census["size_bytes"],
+            predicted_size_bytes=census.get("predicted_size_bytes"),
+            ops=census["ops"],
+            macs=census["macs"],
+            binary_mac_fraction=census["binary_mac_fraction"],
+            bytes=census["bytes"],
+            float_layers=_layers_of_kind(findings, "float"),
+            float_ops=census["float_ops"],
+            rewritten_layers=_layers_of_kind(findings, "rewrite"),
+            warnings=warnings
+            + [f"layer {f.layer!r}: {f.reason}" for f in findings if f.kind in ("slow", "unverified")],
+            versions=installed_versions(),
+        )
+
+    def to_dict(self):
+        """The report as JSON data, in the order of the fields."""
+        entries = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        return {key: value for key, value in entries.items() if not (key in ON_DEVICE_FIELDS and value is None)}
+
+    @classmethod
+    def from_dict(cls, data):
+        return cls(**data)
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls.from_dict(json.loads(text))
+
+    def __getitem__(self, key):
+        return self.to_dict()[key]
+
+    def get(self, key, default=None):
+        return self.to_dict().get(key, default)
+
+    def __contains__(self, key):
+        return key in self.to_dict()
+
+
+def _layers_of_kind(findings, kind):
+    return [{"layer": f.layer, "reason": f.reason} for f in findings if f.kind == kind]
+
+
+def installed_versions():
+    """The versions of bcnn_keras and the libraries an export depends on."""
+    return {
+        "bcnn_keras": bcnn_keras.__version__,
+        "tensorflow": tf.__version__,
+        "larq": getattr(lq, "__version__", "unknown"),
+        "larq_compute_engine": getattr(lce, "__version__", "unknown"),
+    }
+
+
+def write_report(report, path):
+    """Writes `report` (a `Report`, or its dict) as JSON, atomically.
+
+    Example:
+        >>> from bcnn_keras.export import export
+        >>> write_report(export(model, "model.tflite"), "report.json")
+    """
+    report = _as_report(report)
+    with atomic_output(path, "report") as temporary:
+        with open(temporary, "w") as file:
+            file.write(report.to_json() + "\n")
+
+
+def format_report(report):
+    """The report (a `Report`, or its dict) as a two-column text table.
+
+    Example:
+        >>> from bcnn_keras.export import export
+        >>> print(format_report(export(model, "model.tflite")))
+    """
+    report = _as_report(report)
+    fraction = report.binary_mac_fraction
+    predicted = report.predicted_size_bytes
+    size = f"{report.size_bytes:,} bytes"
+    if predicted:
+        size += f" (lq.models.summary predicts {predicted:,}; file/predicted {report.size_bytes / predicted:.2f})"
+    rows = [
+        ("model", report.model),
+        ("output", f"{report.output} (target {report.target})"),
+        ("size", size),
+        ("bytes by kind", ", ".join(f"{kind.replace('_', ' ')} {n:,}" for kind, n in report.bytes.items())),
+        (
+            "binary MAC share",
+            ("n/a (no conv or dense ops)" if fraction is None else f"{fraction:.2%}")
+            + f" (binary {_count(report.macs['binary'])}, float {_count(report.macs['float'])} MACs)",
+        ),
+        ("ops", ", ".join(f"{name} {count}" for name, count in report.ops.items())),
+        ("float layers", "; ".join(f"{f['layer']} ({f['reason']})" for f in report.float_layers) or "none"),
+        ("rewritten layers", ", ".join(f["layer"] for f in report.rewritten_layers) or "none"),
+        ("parity", _parity_line(report.parity)),
+        ("latency (x86)", _latency_line(report.latency_x86)),
+    ]
+    if report.latency_arm:
+        device = report.latency_arm.get("device", "?")
+        rows.append(("latency (arm)", f"{report.latency_ms_arm:.2f} ms ({device})"))
+    rows += [("warning", warning) for warning in report.warnings]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name.ljust(width)}  {value}" for name, value in rows)
+
+
+def _as_report(report):
+    return Report.from_dict(report) if isinstance(report, Mapping) else report
+
+
+def _count(value):
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.2f} {unit}"
+    return str(value)
+
+
+def _parity_line(parity):
+    if not parity:
+        return "not run (use --verify)"
+    line = (
+        f"{parity['samples']} samples of {parity['data']}: top-1 agreement "
+        f"{parity['top1_agreement']:.2%} (threshold {parity['threshold']:.2%}), "
+        f"max |diff| {parity['max_abs_diff']:.3g}, mean |diff| {parity['mean_abs_diff']:.3g}"
+    )
+    if "keras_accuracy" in parity:
+        line += f"; accuracy Keras {parity['keras_accuracy']:.2%}, LCE {parity['tflite_accuracy']:.2%}"
+    return line
+
+
+def _latency_line(latency):
+    if not latency:
+        return "not measured"
+    return (
+        f"{latency['median_ms']:.2f} ms median of {latency['runs']} runs ({latency['threads']} thread, "
+        f"{latency['kernel']}, {latency['machine']} {latency['cpu']})"
+    )
