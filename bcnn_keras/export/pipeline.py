@@ -1,9 +1,10 @@
 """The export pipeline: every step in order, with the flatbuffer written only when all passed."""
 
+import contextlib
 import os
 from typing import NamedTuple
 
-from bcnn_keras import loading
+from bcnn_keras import layers, loading
 from bcnn_keras.export.census import census, cross_check
 from bcnn_keras.export.convert import TARGETS, convert_with_diagnostics
 from bcnn_keras.export.errors import ExportError
@@ -52,8 +53,8 @@ def export(
     stores Python code (a `Lambda`) is refused unless `safe_mode=False`; `custom_objects` maps
     names of unregistered classes and functions in the file to their objects.
 
-    A bcnn_keras model passed in training phase 1 is switched to phase 2 in place, with a warning
-    (see `prepare_in_place`).
+    A bcnn_keras model in training phase 1 is exported in phase 2, with a warning; a model passed
+    in keeps its phase (it is switched only while the export runs).
 
     Example:
         >>> report = export("model.keras", "model.tflite", verify="fashion_mnist")
@@ -88,33 +89,50 @@ def _check_options(options):
         raise ExportError(f"latency runs must be 0 (skip) or >= 10, got {options.latency_runs!r}")
 
 
+@contextlib.contextmanager
+def _phases_kept(model):
+    """Gives every phased quantizer of `model` its phase back when the block ends."""
+    quantizers = layers._phased_quantizers(model)
+    phases = [quantizer.phase for quantizer in quantizers]
+    try:
+        yield
+    finally:
+        for quantizer, phase in zip(quantizers, phases):
+            quantizer.phase = phase
+
+
 def _export(model_or_path, output_path, options):
     with atomic_output(output_path) as temporary:
         source, model, notes = _load(model_or_path, options)
-        model, preparation_notes = prepare_in_place(model)
-        notes += preparation_notes
-        check_model(model)
-        # Loaded before converting, so that bad verification data fails fast.
-        data = None
-        if options.verify is not None:
-            data = verification_data(options.verify, model.inputs[0].shape[1:], options.samples)
-        classification = classify_layers(model, options.target)
-        check_findings(classification.findings, options.allow_float)
-        flatbuffer, diagnostics = convert_with_diagnostics(rewrite(model, classification), options.target)
-        result = census(flatbuffer, model)
-        notes += cross_check(result, classification, options.allow_float, diagnostics)
-        report = Report.from_census(
-            source, output_path, options.target, result, classification.findings, notes + diagnostics
-        )
-        with open(temporary, "wb") as file:
-            file.write(flatbuffer)
-        if data is not None:
-            report.parity = checked_parity(model, flatbuffer, data, options.parity_threshold)
-            if not report.parity["passed"]:
-                raise ExportError(parity_failure(report.parity), report=report)
-        if options.latency_runs:
-            report.latency_x86 = latency_x86(flatbuffer, runs=options.latency_runs)
-            report.latency_ms_x86 = report.latency_x86["median_ms"]
+        with _phases_kept(model):
+            return _export_loaded(source, model, notes, output_path, temporary, options)
+
+
+def _export_loaded(source, model, notes, output_path, temporary, options):
+    model, preparation_notes = prepare_in_place(model)
+    notes += preparation_notes
+    check_model(model)
+    # Loaded before converting, so that bad verification data fails fast.
+    data = None
+    if options.verify is not None:
+        data = verification_data(options.verify, model.inputs[0].shape[1:], options.samples)
+    classification = classify_layers(model, options.target)
+    check_findings(classification.findings, options.allow_float)
+    flatbuffer, diagnostics = convert_with_diagnostics(rewrite(model, classification), options.target)
+    result = census(flatbuffer, model)
+    notes += cross_check(result, classification, options.allow_float, diagnostics)
+    report = Report.from_census(
+        source, output_path, options.target, result, classification.findings, notes + diagnostics
+    )
+    with open(temporary, "wb") as file:
+        file.write(flatbuffer)
+    if data is not None:
+        report.parity = checked_parity(model, flatbuffer, data, options.parity_threshold)
+        if not report.parity["passed"]:
+            raise ExportError(parity_failure(report.parity), report=report)
+    if options.latency_runs:
+        report.latency_x86 = latency_x86(flatbuffer, runs=options.latency_runs)
+        report.latency_ms_x86 = report.latency_x86["median_ms"]
     return report
 
 
