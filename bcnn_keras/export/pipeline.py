@@ -142,7 +142,6 @@ def _load(model_or_path, options):
         return model_or_path.name, model_or_path, []
     source = os.fspath(model_or_path)
     model = load_model(source, safe_mode=options.safe_mode, custom_objects=options.custom_objects)
-    notes = []
-    if not options.safe_mode and loading.stored_code_layers(source):
-        notes.append(f"unsafe load: ran the Python code of {', '.join(loading.stored_code_layers(source))}")
+    code = [] if options.safe_mode else loading.stored_code_layers(source)
+    notes = [f"unsafe load: ran the Python code of {', '.join(code)}"] if code else []
     return source, model, notes
