@@ -48,7 +48,7 @@ def _ensure_keras2():
 
 _ensure_keras2()
 
-from bcnn_keras import callbacks, data, distillation  # noqa: E402
+from bcnn_keras import callbacks, data, distillation, pretrained  # noqa: E402
 from bcnn_keras.layers import (  # noqa: E402
     BinaryConv2D,
     ChannelDuplication,
@@ -89,5 +89,6 @@ __all__ = [
     "float_classifier",
     "float_input_block",
     "get_phase",
+    "pretrained",
     "set_phase",
 ]

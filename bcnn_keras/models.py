@@ -10,7 +10,7 @@ import os
 
 import tensorflow as tf
 
-from bcnn_keras import layers
+from bcnn_keras import layers, pretrained
 
 DEFAULT_INPUT_SHAPE = (224, 224, 3)
 # Thermometer planes of the default encoding: one 32-bit word of LCE's bit-packing per pixel.
@@ -98,8 +98,14 @@ def _check_arguments(weights, classes, include_top, pooling):
             "no ImageNet weights exist for bcnn_keras models: use weights=None and train, "
             "or pass the path of a weights file"
         )
+    if isinstance(weights, pretrained.PretrainedWeights):
+        return
     if weights is not None and not (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights)):
-        raise ValueError(f"weights must be None or the path of an existing weights file, got {weights!r}")
+        names = sorted({dataset for _, dataset in pretrained.SHIPPED})
+        raise ValueError(
+            f"weights must be None, the name of shipped weights ({', '.join(map(repr, names))}) "
+            f"or the path of an existing weights file, got {weights!r}"
+        )
     if include_top and (not isinstance(classes, int) or classes < 1):
         raise ValueError(f"classes must be an integer >= 1, got {classes!r}")
     if pooling not in (None, "avg", "max"):
@@ -194,7 +200,9 @@ def _bcnn(
 
     inputs = tf.keras.utils.get_source_inputs(image) if input_tensor is not None else image
     model = tf.keras.Model(inputs, x, name=name if binary else f"{name}_float")
-    if weights is not None:
+    if isinstance(weights, pretrained.PretrainedWeights):
+        weights.load_into(model)
+    elif weights is not None:
         model.load_weights(weights)
     return model
 
@@ -202,7 +210,9 @@ def _bcnn(
 _COMMON_ARGUMENTS_DOC = """
     Args:
         include_top: whether to end with the binary classifier.
-        weights: `None` (random initialisation) or the path of a weights file. No ImageNet
+        weights: `None` (random initialisation), the name of shipped trained weights
+            (`"fashion_mnist"`, for `BCNN18`: it sets the architecture arguments it was trained
+            with, see `bcnn_keras.pretrained`) or the path of a weights file. No ImageNet
             weights exist, so `"imagenet"` raises `ValueError`.
         input_tensor: optional Keras tensor to use as the image input.
         input_shape: `(height, width, channels)` of raw pixels in 0..255, default
@@ -267,9 +277,10 @@ def BCNN18(
         >>> model = bcnn_keras.BCNN18(input_shape=(32, 32, 3), classes=10)
         >>> model.output_shape
         (None, 10)
+        >>> trained = bcnn_keras.BCNN18(weights="fashion_mnist")  # 28x28x1, 10 classes
     """
-    # Every argument above goes to the builder unchanged.
-    return _bcnn(_RESNET18_BLOCKS, stem_filters=64, default_stem_stride=4, **locals())
+    # Every argument above goes to the builder; named weights fix the architecture's.
+    return _bcnn(_RESNET18_BLOCKS, stem_filters=64, default_stem_stride=4, **pretrained.resolve(BCNN18, locals()))
 
 
 def BCNNA(
@@ -301,8 +312,8 @@ def BCNNA(
         >>> model.output_shape
         (None, 10)
     """
-    # Every argument above goes to the builder unchanged.
-    return _bcnn(_REACTNET_A_BLOCKS, stem_filters=32, default_stem_stride=2, **locals())
+    # Every argument above goes to the builder; named weights fix the architecture's.
+    return _bcnn(_REACTNET_A_BLOCKS, stem_filters=32, default_stem_stride=2, **pretrained.resolve(BCNNA, locals()))
 
 
 # The presets share their arguments, documented once (as keras.applications does).

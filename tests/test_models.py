@@ -126,7 +126,7 @@ def test_summary_shows_every_matrix_multiply_as_1_bit(builder):
         (dict(classes=0), "classes must be an integer >= 1"),
         (dict(input_encoding="gray"), "input_encoding must be one of"),
         (dict(weights="imagenet"), "no ImageNet weights"),
-        (dict(weights="/no/such/file.h5"), "weights must be None or the path"),
+        (dict(weights="/no/such/file.h5"), "weights must be None, the name of shipped weights"),
         (dict(pooling="median", include_top=False), "pooling must be"),
         (dict(width_multiplier=0), "width_multiplier must be > 0"),
         (dict(nonlinearity="relu"), "nonlinearity must be"),

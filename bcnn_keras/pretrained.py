@@ -1,0 +1,193 @@
+"""Trained weights shipped with the package: `BCNN18(..., weights="fashion_mnist")`.
+
+A model in phase 2 uses only the sign of each binary kernel, so a weights file stores those as
+packed bits (1 bit per weight, `np.packbits`) next to the float parameters (batch norm, RPReLU,
+thresholds). Loaded, every binary kernel holds -1/+1 latent weights: the same model in phase 2,
+bit for bit, at a twentieth of a Keras weights file. The shipped files sit in
+`bcnn_keras/pretrained/`, each with a JSON record of how it was trained; the checksum below is
+checked on every load.
+"""
+
+import dataclasses
+import hashlib
+import inspect
+import json
+import pathlib
+
+import numpy as np
+
+from bcnn_keras import layers
+
+PRETRAINED_DIR = pathlib.Path(__file__).parent / "pretrained"
+# Marks the packed sign bits of a binary kernel in the weights file.
+_SIGN_BITS = "sign_bits:"
+_SHAPE = "shape:"
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedWeights:
+    """One shipped weights file: what it fits and what it reached.
+
+    `architecture` holds the builder arguments the weights were trained with; `top1` is the
+    recorded top-1 on the data set's test split; `record` names the JSON file with the
+    training command and the export check.
+    """
+
+    preset: str
+    dataset: str
+    file: str
+    sha256: str
+    architecture: dict
+    top1: float
+    record: str
+
+    @property
+    def path(self):
+        return PRETRAINED_DIR / self.file
+
+    def load_into(self, model):
+        """Loads the file into `model` after checking its checksum."""
+        load_binary_weights(model, self.path, sha256=self.sha256)
+
+
+SHIPPED = {
+    ("BCNN18", "fashion_mnist"): PretrainedWeights(
+        preset="BCNN18",
+        dataset="fashion_mnist",
+        file="bcnn18_fashion_mnist.npz",
+        sha256="9ebb83830e4af4c5a3804a972639893ca9e193e9111934f419210b3620369868",
+        architecture=dict(
+            input_shape=(28, 28, 1),
+            classes=10,
+            width_multiplier=0.25,
+            channel_multiple=8,
+            stem_strides=1,
+            stem_kernel_size=3,
+        ),
+        top1=0.9142,
+        record="bcnn18_fashion_mnist.json",
+    ),
+}
+
+
+def _named_weights(model):
+    """`model`'s weights as {"layer/weight:0": variable}, each marked whether phase 2
+    binarizes it, without the phase flags (`set_phase` owns those).
+
+    Names come from the layers: a model loaded from a file may have lost the layer prefix in
+    its variables' own names.
+    """
+    phase_flags = {id(q.phase_variable) for q in layers._phased_quantizers(model)}
+    weights = {}
+    for layer in model.layers:
+        binary_kernel = isinstance(getattr(layer, "kernel_quantizer", None), layers.PhasedSign)
+        for variable in layer.weights:
+            if id(variable) in phase_flags:
+                continue
+            short_name = variable.name.split("/")[-1]
+            weights[f"{layer.name}/{short_name}"] = (variable, binary_kernel and short_name.startswith("kernel"))
+    return weights
+
+
+def save_binary_weights(model, path):
+    """Writes `model`'s phase-2 weights to `path` (`.npz`): binary kernels as packed sign bits.
+
+    Example:
+        >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25)
+        >>> save_binary_weights(model, "bcnn18.npz")
+    """
+    arrays = {}
+    for name, (variable, binary) in _named_weights(model).items():
+        value = np.asarray(variable.numpy())
+        if binary:
+            # larq's sign maps 0 to +1.
+            arrays[_SIGN_BITS + name] = np.packbits(value >= 0)
+            arrays[_SHAPE + name] = np.asarray(value.shape, dtype=np.int64)
+        else:
+            arrays[name] = value
+    with open(path, "wb") as stream:
+        np.savez_compressed(stream, **arrays)
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_binary_weights(model, path, sha256=None):
+    """Loads a file of `save_binary_weights` into `model` and puts it into phase 2.
+
+    `sha256`, when given, must match the file's checksum. Every weight must be present with its
+    shape; a file that does not fit raises `ValueError` naming the first difference.
+
+    Example:
+        >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25)
+        >>> load_binary_weights(model, "bcnn18.npz")
+    """
+    if sha256 is not None and _sha256(path) != sha256:
+        raise ValueError(f"{path} does not match its recorded checksum: the file is damaged or was replaced")
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {key: stored[key] for key in stored.files}
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} is not a weights file of save_binary_weights: {error}") from None
+    values = []
+    for name, (variable, binary) in _named_weights(model).items():
+        if binary:
+            if _SIGN_BITS + name not in arrays:
+                raise ValueError(f"{path} has no sign bits for the binary kernel {name}")
+            shape = tuple(int(d) for d in arrays[_SHAPE + name])
+            count = int(np.prod(shape))
+            bits = np.unpackbits(arrays[_SIGN_BITS + name], count=count)
+            value = np.where(bits.reshape(shape) == 1, 1.0, -1.0).astype(np.float32)
+        elif name in arrays:
+            value = arrays[name]
+        else:
+            raise ValueError(f"{path} has no weight {name}")
+        if tuple(value.shape) != tuple(variable.shape):
+            raise ValueError(f"{path}: {name} has shape {tuple(value.shape)}, the model's is {tuple(variable.shape)}")
+        values.append((variable, value))
+    for variable, value in values:
+        variable.assign(value)
+    layers.set_phase(model, 2)
+
+
+def resolve(preset, arguments):
+    """The builder `arguments` of `preset` with named weights (`weights="fashion_mnist"`) applied.
+
+    The named weights fix the architecture they were trained with: an argument left at its
+    default takes the recorded value, and any other value raises `ValueError`. `weights`
+    becomes the `PretrainedWeights`; other values pass through unchanged.
+    """
+    weights = arguments.get("weights")
+    names = {dataset for _, dataset in SHIPPED}
+    if not isinstance(weights, str) or weights not in names:
+        return arguments
+    shipped = SHIPPED.get((preset.__name__, weights))
+    if shipped is None:
+        presets = sorted(p for p, dataset in SHIPPED if dataset == weights)
+        raise ValueError(f"weights={weights!r} exist only for {', '.join(presets)}, not for {preset.__name__}")
+    if not arguments["include_top"] or not arguments["binary"]:
+        raise ValueError(f"weights={weights!r} need include_top=True and binary=True")
+    defaults = {name: p.default for name, p in inspect.signature(preset).parameters.items()}
+    resolved = dict(arguments, weights=shipped)
+    for name, recorded in shipped.architecture.items():
+        given = arguments[name]
+        if given is not None and tuple(np.atleast_1d(given)) == tuple(np.atleast_1d(recorded)):
+            continue
+        if given != defaults[name]:
+            raise ValueError(
+                f"weights={weights!r} were trained with {name}={recorded!r}, got {name}={given!r} "
+                "(leave it out to take the trained value)"
+            )
+        resolved[name] = recorded
+    return resolved
+
+
+def record(shipped):
+    """The JSON record of a shipped file: training command, accuracy and export check."""
+    with open(PRETRAINED_DIR / shipped.record) as stream:
+        return json.load(stream)

@@ -1,0 +1,97 @@
+"""Shipped trained weights (`weights="fashion_mnist"`) and the packed weights format."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from helpers import random_images, randomize_statistics, small_bcnn18
+
+import bcnn_keras
+from bcnn_keras import pretrained
+
+SHIPPED = pretrained.SHIPPED[("BCNN18", "fashion_mnist")]
+
+
+def test_shipped_weights_give_the_recorded_accuracy_on_the_10k_test_set():
+    model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, weights="fashion_mnist")
+    assert bcnn_keras.get_phase(model) == 2
+    test = bcnn_keras.data.make_dataset("fashion_mnist", "test", batch_size=500)
+    labels = np.concatenate([y for _, y in test])
+    predictions = model.predict(test, verbose=0).argmax(axis=1)
+    assert len(labels) == 10_000
+    record = pretrained.record(SHIPPED)
+    assert np.mean(predictions == labels) == pytest.approx(record["test_top1"]["keras"], abs=1e-4)
+    assert SHIPPED.top1 == pytest.approx(record["test_top1"]["keras"], abs=1e-4)
+    assert record["sha256"] == SHIPPED.sha256 and "bcnn_keras.train" in record["training_command"]
+
+
+def test_named_weights_fill_in_the_architecture_they_were_trained_with():
+    model = bcnn_keras.BCNN18(weights="fashion_mnist")
+    assert model.input_shape == (None, 28, 28, 1) and model.output_shape == (None, 10)
+    assert model.get_layer("block1_conv").filters == 16  # width 0.25
+
+
+@pytest.mark.parametrize(
+    "builder, arguments, message",
+    [
+        (bcnn_keras.BCNN18, dict(width_multiplier=0.5), "were trained with width_multiplier=0.25"),
+        (bcnn_keras.BCNN18, dict(input_shape=(32, 32, 3)), "were trained with input_shape=(28, 28, 1)"),
+        (bcnn_keras.BCNN18, dict(include_top=False), "need include_top=True"),
+        (bcnn_keras.BCNNA, dict(), "exist only for BCNN18, not for BCNNA"),
+    ],
+)
+def test_named_weights_refuse_another_architecture(builder, arguments, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        builder(weights="fashion_mnist", **arguments)
+
+
+def test_unknown_weights_name_lists_the_shipped_ones():
+    with pytest.raises(ValueError, match="'fashion_mnist'"):
+        bcnn_keras.BCNN18(weights="cifar10")
+
+
+def test_packed_weights_round_trip_gives_the_same_outputs_at_a_fraction_of_the_size(tmp_path):
+    model = randomize_statistics(small_bcnn18(), seed=3)
+    bcnn_keras.set_phase(model, 1)  # real latent weights: only their signs must survive
+    images = random_images(16, seed=4)
+    bcnn_keras.set_phase(model, 2)
+    expected = model.predict(images, verbose=0)
+    pretrained.save_binary_weights(model, tmp_path / "packed.npz")
+    model.save_weights(tmp_path / "keras.weights.h5")
+
+    loaded = small_bcnn18()
+    bcnn_keras.set_phase(loaded, 1)
+    pretrained.load_binary_weights(loaded, tmp_path / "packed.npz")
+    assert bcnn_keras.get_phase(loaded) == 2
+    np.testing.assert_array_equal(loaded.predict(images, verbose=0), expected)
+    kernel = loaded.get_layer("block1_conv").kernel.latent_variable.numpy()
+    assert set(np.unique(kernel)) == {-1.0, 1.0}
+    assert (tmp_path / "packed.npz").stat().st_size * 5 < (tmp_path / "keras.weights.h5").stat().st_size
+
+
+def test_damaged_or_foreign_weights_files_are_refused(tmp_path):
+    damaged = tmp_path / "damaged.npz"
+    shutil.copy(SHIPPED.path, damaged)
+    with open(damaged, "r+b") as stream:
+        stream.seek(1000)
+        stream.write(b"\x00\x01\x02")
+    model = bcnn_keras.BCNN18(**SHIPPED.architecture)
+    with pytest.raises(ValueError, match="does not match its recorded checksum"):
+        pretrained.load_binary_weights(model, damaged, sha256=SHIPPED.sha256)
+
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, **{"stem_bn/gamma:0": np.array([{"code": 1}], dtype=object)})
+    with pytest.raises(ValueError, match="is not a weights file"):
+        pretrained.load_binary_weights(model, pickled)
+
+    other = tmp_path / "other.npz"
+    pretrained.save_binary_weights(small_bcnn18(width_multiplier=0.5), other)
+    with pytest.raises(ValueError, match="has shape"):
+        pretrained.load_binary_weights(model, other)
+
+
+def test_record_is_json_with_the_commands():
+    record = pretrained.record(SHIPPED)
+    json.dumps(record)
+    assert record["architecture"]["width_multiplier"] == SHIPPED.architecture["width_multiplier"]
