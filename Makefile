@@ -7,7 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 DEMO_DIR := runs/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test test-reliability test-all demo bench bench-accuracy bench-design notebooks fashion-mnist clean
+.PHONY: venv test test-slow test-all demo bench bench-accuracy bench-design notebooks fashion-mnist clean
 
 venv: $(INSTALLED)
 
@@ -29,10 +29,10 @@ fashion-mnist:
 test: venv fashion-mnist
 	$(PY) -m pytest
 
-# The slow fault tests that CI runs after `make test`: two real workers killed and resumed, and
-# a single run killed in phase 2 and resumed.
-test-reliability: venv fashion-mnist
-	$(PY) -m pytest -m slow -k "two_workers or killed_in_phase_2"
+# The slow tests, which CI runs after `make test`: resume after a kill (two real workers, and a
+# run killed in phase 2), and the smoke runs of the accuracy and design-space benchmarks.
+test-slow: venv fashion-mnist
+	$(PY) -m pytest -m slow
 
 test-all: venv fashion-mnist
 	$(PY) -m pytest -m ""

@@ -10,10 +10,8 @@ the switch marked), `checkpoints/epoch_NNN.keras`, TensorBoard logs in `logs/`, 
 """
 
 import argparse
-import json
 import math
 import os
-import re
 import shutil
 import sys
 import tempfile
@@ -21,7 +19,9 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
-from bcnn_keras import callbacks, data, distillation, layers, loading, models
+from bcnn_keras import callbacks, data, distillation, files, layers, loading, models
+from bcnn_keras.cli import OneLineParser
+from bcnn_keras.plots import plot_history
 
 MODELS = {"BCNN18": models.BCNN18, "BCNNA": models.BCNNA}
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -36,13 +36,8 @@ class TrainingError(Exception):
     """A problem with the user's input, reported as one line."""
 
 
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
-
-
 def build_parser():
-    parser = _OneLineParser(
+    parser = OneLineParser(
         prog="python -m bcnn_keras.train",
         description="Two-step training of a fully binary CNN (phase 1: binary activations and "
         "real weights; phase 2: binary weights too).",
@@ -141,17 +136,10 @@ def make_strategy(name):
     return tf.distribute.get_strategy()
 
 
-def _write_atomically(path, write):
-    """Writes through `.NAME.partial.EXT` in the same folder, then renames it to `path`."""
-    directory, name = os.path.split(path)
-    temporary = os.path.join(directory, f".{name}.partial{os.path.splitext(name)[1]}")
-    write(temporary)
-    os.replace(temporary, path)
-
-
 def save_model(model, path):
     """Saves `model` to `path` through a temporary file, so `path` is never half-written."""
-    _write_atomically(path, lambda temporary: model.save(temporary))
+    with files.atomic_write(path) as temporary:
+        model.save(temporary)
 
 
 class HistoryFile(tf.keras.callbacks.Callback):
@@ -167,20 +155,12 @@ class HistoryFile(tf.keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.records = [r for r in self.records if r["epoch"] < epoch]
         self.records.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
-
-        def write(temporary):
-            with open(temporary, "w") as stream:
-                json.dump(self.records, stream, indent=1)
-
-        _write_atomically(self.path, write)
+        files.write_json(self.path, self.records, indent=1)
 
 
 def load_history(path):
     """The epoch records of a `history.json`, or [] when there is none yet."""
-    if not os.path.exists(path):
-        return []
-    with open(path) as stream:
-        return json.load(stream)
+    return files.read_json(path, default=[])
 
 
 class NonFiniteLossError(RuntimeError):
@@ -218,32 +198,6 @@ class EpochCheckpoint(tf.keras.callbacks.Callback):
         os.makedirs(self.directory, exist_ok=True)
         model = getattr(self.model, "student", self.model)
         save_model(model, os.path.join(self.directory, f"epoch_{epoch + 1:03d}.keras"))
-
-
-def plot_history(records, path, phase1_epochs=None):
-    """Plots loss and accuracy per epoch (train and test), with the phase switch marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [r["epoch"] + 1 for r in records]
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for axis, metric in zip(axes, ("loss", "accuracy")):
-        for prefix, label in (("", "train"), ("val_", "test")):
-            values = [r.get(prefix + metric) for r in records]
-            if any(v is not None for v in values):
-                axis.plot(epochs, values, marker="o", label=label)
-        if phase1_epochs and phase1_epochs < len(records):
-            axis.axvline(phase1_epochs + 0.5, color="gray", linestyle="--", label="phase 1 -> 2")
-        axis.set_xlabel("epoch")
-        axis.set_ylabel(metric)
-        axis.grid(alpha=0.3)
-        axis.legend()
-    figure.suptitle("Two-step training: binary activations, then binary weights")
-    figure.tight_layout()
-    _write_atomically(path, lambda temporary: figure.savefig(temporary, dpi=100, format="png"))
-    plt.close(figure)
 
 
 class RunDir(NamedTuple):
@@ -378,17 +332,6 @@ def run_configuration(args):
     return configuration
 
 
-_PARTIAL_FILE = re.compile(r"\..+\.partial(\.[^.]+)?")  # what `_write_atomically` leaves behind
-
-
-def _remove_partial_files(output_dir):
-    """Deletes the temporary files of writes that a killed run left unfinished."""
-    for directory, _, names in os.walk(output_dir):
-        for name in names:
-            if _PARTIAL_FILE.fullmatch(name):
-                os.remove(os.path.join(directory, name))
-
-
 def _claim_output_dir(args, chief=True):
     """Starts over (`--restart`), or checks that the dir holds no run of other settings; then
     the chief records this run's configuration (which also proves that the dir is writable)."""
@@ -406,8 +349,7 @@ def _claim_output_dir(args, chief=True):
     config_path = os.path.join(output_dir, CONFIG_FILE)
     if os.path.exists(config_path):
         try:
-            with open(config_path) as stream:
-                recorded = json.load(stream)
+            recorded = files.read_json(config_path)
         except (OSError, ValueError) as error:
             raise TrainingError(f"{config_path} is unreadable ({error}); --restart starts over") from error
         # A flag that is newer than the recorded run had its default there.
@@ -423,13 +365,8 @@ def _claim_output_dir(args, chief=True):
             )
     if not chief:
         return
-    _remove_partial_files(output_dir)
-
-    def write(temporary):
-        with open(temporary, "w") as stream:
-            json.dump(configuration, stream, indent=1)
-
-    _write_atomically(config_path, write)
+    files.remove_partial_files(output_dir)
+    files.write_json(config_path, configuration, indent=1)
 
 
 def run(args):

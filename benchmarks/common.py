@@ -2,7 +2,6 @@
 ran them."""
 
 import contextlib
-import json
 import os
 import platform
 import shlex
@@ -10,6 +9,8 @@ import shutil
 import subprocess
 import sys
 import time
+
+from bcnn_keras import files
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(REPO, "benchmarks", "results")
@@ -21,8 +22,7 @@ RELEVANT_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "a
 def write_json(data, path):
     """Writes `data` as indented JSON to `path` (creating its directory) and says so."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as stream:
-        json.dump(data, stream, indent=2)
+    files.write_json(path, data)
     print("wrote", path)
 
 

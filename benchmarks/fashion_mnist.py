@@ -12,13 +12,13 @@ exact commands, the wall time and the CPU.
 """
 
 import argparse
-import json
 import os
 import shlex
 import subprocess
 import sys
 import time
 
+from bcnn_keras.files import read_json
 from common import REPO, RESULTS_DIR, fresh_run_dir, machine, run_training, write_json
 
 TARGET_TOP1 = 0.92
@@ -49,11 +49,6 @@ def _test_top1(history, epoch):
     return next(r["val_accuracy"] for r in history if r["epoch"] == epoch)
 
 
-def _load(path):
-    with open(path) as stream:
-        return json.load(stream)
-
-
 def export_and_verify(output_dir, samples):
     """Exports the trained model with the exporter CLI, with parity on `samples` test images."""
     report_path = os.path.join(output_dir, "report.json")
@@ -66,7 +61,7 @@ def export_and_verify(output_dir, samples):
     exit_code = subprocess.run(command, cwd=REPO).returncode
     if not os.path.exists(report_path):
         sys.exit(f"error: the export failed (exit code {exit_code}) before it wrote {report_path}")
-    report = _load(report_path)
+    report = read_json(report_path)
     return {
         "exporter_exit_code": exit_code,
         "size_bytes": report["size_bytes"],
@@ -107,8 +102,8 @@ def main():
     exported = export_and_verify(output_dir, args.verify_samples)
     minutes = (time.time() - started) / 60
 
-    float_history = _load(os.path.join(output_dir, "teacher", "history.json"))
-    binary_history = _load(os.path.join(output_dir, "history.json"))
+    float_history = read_json(os.path.join(output_dir, "teacher", "history.json"))
+    binary_history = read_json(os.path.join(output_dir, "history.json"))
     epochs = args.phase1_epochs + args.phase2_epochs
     top1 = {
         "float_twin": _test_top1(float_history, args.teacher_epochs - 1),

@@ -17,14 +17,17 @@ on stderr and exits with 2.
 """
 
 import argparse
-import json
 import os
 import re
+import runpy
 import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
+from types import SimpleNamespace
+
+# The package's stdlib-only file helpers, loaded by path: importing bcnn_keras imports TensorFlow.
+files = SimpleNamespace(**runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "bcnn_keras", "files.py")))
 
 BINARY_NAME = "lce_benchmark_model"
 EXIT_FAILED = 2
@@ -189,25 +192,11 @@ def _updated_report(path, model, measurement):
     report = {"output": model, "size_bytes": os.path.getsize(model)}
     if path and os.path.exists(path):
         try:
-            with open(path) as file:
-                report = json.load(file)
+            report = files.read_json(path)
         except (OSError, ValueError) as error:
             raise BenchmarkError(f"{path}: cannot read the report ({error})") from error
     report.update(measurement)
     return report
-
-
-def _write_json(report, path):
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".partial")
-    try:
-        with os.fdopen(handle, "w") as file:
-            json.dump(report, file, indent=2)
-            file.write("\n")
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
 
 
 def benchmark(args):
@@ -282,7 +271,7 @@ def main(argv=None):
             return 0
         report = _updated_report(args.report, args.model, measurement)
         if args.report:
-            _write_json(report, args.report)
+            files.write_json(args.report, report)
     except BenchmarkError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED

@@ -1,11 +1,14 @@
 """Smoke runs of the benchmark scripts with tiny settings: they run end to end and write what
-the README quotes. No timing is asserted."""
+the README quotes. No timing is asserted. The training benchmarks' runs are slow (several
+processes each) and run in `make test-slow`, which CI runs after `make test`."""
 
 import json
 import pathlib
 import shutil
 import subprocess
 import sys
+
+import pytest
 
 REPO = pathlib.Path(__file__).parent.parent
 
@@ -35,6 +38,7 @@ def _run_benchmark(script, tmp_path, *arguments):
     return json.loads(output.read_text()), result.stdout
 
 
+@pytest.mark.slow
 def test_accuracy_benchmark_smoke_run_records_command_and_exported_model(tmp_path):
     runs = f"runs/test_{tmp_path.name}"
     report, stdout = _run_benchmark(
@@ -52,6 +56,7 @@ def test_accuracy_benchmark_smoke_run_records_command_and_exported_model(tmp_pat
         shutil.rmtree(REPO / runs, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_design_space_smoke_run_tables_every_requested_row(tmp_path):
     runs = f"runs/test_{tmp_path.name}"
     report, stdout = _run_benchmark(

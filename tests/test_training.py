@@ -242,11 +242,12 @@ def test_non_finite_loss_stops_with_one_line_and_no_model(tmp_path):
 
 
 def test_failed_write_keeps_the_earlier_checkpoints(tmp_path):
-    # A directory where the second checkpoint's temporary file goes makes that write fail, as a
-    # full disk would (permissions do not stop root).
-    (tmp_path / "checkpoints" / ".epoch_002.keras.partial.keras").mkdir(parents=True)
+    # A directory where the second checkpoint goes makes that write fail, as a full disk would
+    # (permissions do not stop root).
+    (tmp_path / "checkpoints" / "epoch_002.keras").mkdir(parents=True)
     error = _one_error_line(_quick_run(tmp_path))
-    assert ".epoch_002.keras.partial.keras" in error and "files written before are intact" in error
+    assert "epoch_002.keras" in error and "files written before are intact" in error
+    assert [path.name for path in (tmp_path / "checkpoints").iterdir() if ".partial" in path.name] == []
     assert bcnn_keras.get_phase(tf.keras.models.load_model(tmp_path / "checkpoints" / "epoch_001.keras")) == 1
     assert not (tmp_path / "model.keras").exists()
 

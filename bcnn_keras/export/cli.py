@@ -12,23 +12,21 @@ arguments are parsed and its logs are turned down, so `--help` is quick and erro
 line. `export/to_tflite.py` runs this file without importing the package first.
 """
 
-import argparse
 import contextlib
 import logging
 import os
+import runpy
 import sys
 import warnings
 
-EXIT_BAD_INPUT = 2
+if __package__:  # imported as bcnn_keras.export.cli: the package is loaded already
+    from bcnn_keras.cli import EXIT_BAD_INPUT, OneLineParser
+else:  # run by path (export/to_tflite.py): the package's stdlib-only module, without the package
+    _shared = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "cli.py"))
+    EXIT_BAD_INPUT, OneLineParser = _shared["EXIT_BAD_INPUT"], _shared["OneLineParser"]
+
 EXIT_UNEXPECTED = 1
 EXIT_INTERRUPTED = 130
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    """Usage errors as one line too, like every other error of this tool."""
-
-    def error(self, message):
-        self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
 
 
 def parse_args(argv=None):
@@ -38,7 +36,7 @@ def parse_args(argv=None):
         >>> parse_args(["model.keras", "-o", "model.tflite"]).target
         'arm'
     """
-    parser = _OneLineParser(
+    parser = OneLineParser(
         description="Export a Keras/larq model to a bit-packed Larq Compute Engine .tflite file, "
         "with lint, op census, parity check and report.",
         epilog="Exit status: 0 on success, 2 on a bad input or a failed check (one 'error:' line on "

@@ -2,9 +2,9 @@
 
 import contextlib
 import os
-import tempfile
 
 from bcnn_keras.export.errors import ExportError
+from bcnn_keras.files import atomic_write
 
 
 def check_directory(path, what):
@@ -17,18 +17,11 @@ def check_directory(path, what):
     return directory
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 @contextlib.contextmanager
 def atomic_output(path, what="output"):
-    """Yields a temporary path next to `path`; renames it to `path` if the block succeeds.
-
-    On failure the temporary file is removed, and so is any older file at `path`: a stale model
-    must never be mistaken for the result of this run.
+    """`bcnn_keras.files.atomic_write` for the exporter's outputs: the directory is checked
+    first, a failure to create the temporary file is an `ExportError`, and on failure any older
+    file at `path` goes too (a stale model must never be mistaken for the result of this run).
 
     Example:
         >>> with atomic_output("model.tflite") as temporary:
@@ -36,19 +29,11 @@ def atomic_output(path, what="output"):
         ...         _ = file.write(b"TFL3")
     """
     directory = check_directory(path, what)
+    writer = atomic_write(path, remove_old_on_failure=True)
     try:
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".partial")
+        temporary = writer.__enter__()
     except OSError as error:
         raise ExportError(f"cannot write to {what} directory {directory}: {error.strerror}") from error
-    os.close(handle)
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.push(writer)  # renames on success, cleans up on failure
         yield temporary
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; the output should not be
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.isfile(path):
-            os.remove(path)
-        raise
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
