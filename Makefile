@@ -44,9 +44,9 @@ demo: venv fashion-mnist
 	$(PY) export/to_tflite.py $(DEMO_DIR)/model.keras -o $(DEMO_DIR)/model.tflite \
 	    --verify fashion_mnist --report $(DEMO_DIR)/report.json
 
-# Inference (224x224, against float ResNet-18 and larq-zoo) and training-speed benchmarks.
+# Inference (224x224, against float ResNet-18 and larq-zoo, with the per-op profile) and training-speed benchmarks.
 bench: venv
-	$(PY) benchmarks/inference.py --extras
+	$(PY) benchmarks/inference.py --extras --profile
 	$(PY) benchmarks/training_speed.py
 
 # Re-runs the notebooks in place with their full settings (the committed outputs).

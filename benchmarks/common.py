@@ -3,7 +3,6 @@ ran them."""
 
 import contextlib
 import os
-import platform
 import shlex
 import shutil
 import subprocess
@@ -28,20 +27,12 @@ def write_json(data, path):
 
 def machine():
     """The CPU model, its relevant flags and the core count, for a result's JSON."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags" and not flags:
-                    flags = set(value.split())
-    except OSError:
-        pass
+    from bcnn_keras.export.latency import cpu_info  # imports TensorFlow: only when a result is written
+
+    cpu = cpu_info()
     return {
-        "cpu": model,
-        "cpu_flags": {flag: flag in flags for flag in RELEVANT_FLAGS},
+        "cpu": cpu["model"],
+        "cpu_flags": {flag: flag in cpu["flags"] for flag in RELEVANT_FLAGS},
         "cores": os.cpu_count(),
     }
 

@@ -3,17 +3,18 @@
 Every model is built at 224x224x3 with 1000 classes and random weights (latency and size do
 not depend on the values), converted with the LCE converter and timed in one run on the same
 LCE interpreter, so the ratios between models are what to read: the timing visits the models
-in interleaved rounds. Per model: file size, binary and float MACs from the flatbuffer, latency
-(median and p10-p90 of all timed runs), and the binary rate of the bconv layers, timed one by
-one. Prints a table, writes JSON and a PNG.
+in interleaved rounds. Per model: file size, binary and float MACs from the flatbuffer and
+latency (median and p10-p90 of all timed runs). With `--profile`, every op of every model is
+also timed on its own (see `op_profile.py`): milliseconds by op category and by layer, and the
+binary rate of the bconv ops. Prints tables, writes JSON (with the CPU model and flags: only
+figures from the same run compare) and a PNG.
 
-    python benchmarks/inference.py            # or: make bench
+    python benchmarks/inference.py --profile  # or: make bench
 
 Needs the `bench` extra (larq-zoo): pip install -e '.[bench]'.
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -22,7 +23,10 @@ import larq as lq
 import tensorflow as tf
 
 from bcnn_keras import export
-from common import RESULTS_DIR, interleaved_latencies, scatter_plot, write_json
+from bcnn_keras.export.latency import cpu_info
+from common import RESULTS_DIR, interleaved_latencies, machine, scatter_plot, write_json
+from op_profile import METHOD as PROFILE_METHOD
+from op_profile import print_profiles, profile_models
 
 INPUT_SHAPE = (224, 224, 3)
 CLASSES = 1000
@@ -81,55 +85,17 @@ MODELS = {
 }
 
 
-def _layer_alone(layer):
-    """`layer` as the only layer of a model with its input shape (random weights)."""
-    image = tf.keras.Input(layer.input_shape[1:])
-    return tf.keras.Model(image, layer.__class__.from_config(layer.get_config())(image))
-
-
-def bconv_milliseconds(model, runs):
-    """Sum over the binary conv layers of `model` of their latency, each timed alone.
-
-    The interpreter has no per-op profiler in Python, so every bconv layer is converted and
-    timed on its own (identical layers once); the time includes packing its float input.
-    """
-    cache, total = {}, 0.0
-    for layer in export.binary_layers(model):
-        if not isinstance(layer, tf.keras.layers.Conv2D):
-            raise ValueError(f"cannot time binary layer {layer.name} ({type(layer).__name__}) alone")
-        config = {**layer.get_config(), "name": None}
-        key = json.dumps([layer.input_shape, config], sort_keys=True, default=str)
-        if key not in cache:
-            flatbuffer = export.convert(_layer_alone(layer))
-            cache[key] = export.latency_x86(flatbuffer, runs=runs)["median_ms"]
-        total += cache[key]
-    return total
-
-
 def cpu_peak():
     """A notional peak binary rate of one core: one 512-bit XOR + POPCNT per cycle.
 
     2 ops per binary MAC (XOR, then count), 512 MACs per instruction pair, at the clock that
     /proc/cpuinfo reports. Cores without AVX-512 VPOPCNTDQ reach a fraction of it.
     """
-    megahertz, flags = None, set()
-    with open("/proc/cpuinfo") as cpuinfo:
-        for line in cpuinfo:
-            key, _, value = line.partition(":")
-            if key.strip() == "cpu MHz" and megahertz is None:
-                megahertz = float(value)
-            elif key.strip() == "flags" and not flags:
-                flags = set(value.split())
-    ghz = (megahertz or 0) / 1000
-    return {
-        "clock_ghz": round(ghz, 3),
-        "peak_binary_gops_512bit": round(ghz * 512 * 2, 1),
-        "avx512_vpopcntdq": "avx512_vpopcntdq" in flags,
-        "avx2": "avx2" in flags,
-    }
+    ghz = (cpu_info()["mhz"] or 0) / 1000
+    return {"clock_ghz": round(ghz, 3), "peak_binary_gops_512bit": round(ghz * 512 * 2, 1)}
 
 
-def convert_and_count(build, args):
+def convert_and_count(build):
     """Builds and converts one model; returns `(flatbuffer, result)` with size and MACs."""
     model = build()
     flatbuffer = export.convert(model)
@@ -141,9 +107,6 @@ def convert_and_count(build, args):
         "binary_mac_fraction": census["binary_mac_fraction"],
         "ops": census["ops"],
     }
-    if census["macs"]["binary"] and not args.skip_bconv_profile:
-        result["bconv_ms"] = bconv_milliseconds(model, args.runs)
-        result["bconv_binary_gops"] = 2 * census["macs"]["binary"] / result["bconv_ms"] / 1e6
     tf.keras.backend.clear_session()
     return flatbuffer, result
 
@@ -178,7 +141,19 @@ def ratios(results):
     }
 
 
-def print_table(results, peak):
+def add_profiles(results, flatbuffers, args):
+    """Adds each model's op profile and, from its bconv ops, their binary rate."""
+    print("profiling every op alone ...", flush=True)
+    profiles = profile_models(flatbuffers, LATENCY_SETTINGS["latency"], args.runs, args.rounds)
+    for name, profile in profiles.items():
+        results[name]["profile"] = profile
+        bconv_ms = [op["ms"] for op in profile["ops"] if op["op"] == export.BINARY_CONV_OP]
+        if bconv_ms:
+            results[name]["bconv_ms"] = sum(bconv_ms)
+            results[name]["bconv_binary_gops"] = 2 * results[name]["binary_macs"] / sum(bconv_ms) / 1e6
+
+
+def print_table(results, peak, vpopcntdq):
     header = f"{'model':16s} {'size':>10s} {'binary MACs':>12s} {'float MACs':>11s} {'binary':>7s} {'latency ms':>11s} {'p10-p90':>13s} {'bconv GOPS':>11s}"
     print(header)
     print("-" * len(header))
@@ -197,7 +172,7 @@ def print_table(results, peak):
             print(f"{name:16s} " + " ".join(f"{r[column]['median_ms']:16.1f}" for column in extras))
     print(
         f"peak estimate: {peak['peak_binary_gops_512bit']:.0f} binary GOPS per core "
-        f"(512-bit XOR+POPCNT per cycle at {peak['clock_ghz']} GHz; AVX-512 VPOPCNTDQ here: {peak['avx512_vpopcntdq']})"
+        f"(512-bit XOR+POPCNT per cycle at {peak['clock_ghz']} GHz; AVX-512 VPOPCNTDQ here: {vpopcntdq})"
     )
 
 
@@ -221,7 +196,9 @@ def main():
     parser.add_argument("--runs", type=int, default=20, help="timed runs per model and round, after 3 warm-up runs (>= 10)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds over all models (interleaved timing)")
     parser.add_argument("--extras", action="store_true", help="also time the default kernel and 2 threads")
-    parser.add_argument("--skip-bconv-profile", action="store_true", help="do not time the bconv layers one by one")
+    parser.add_argument("--profile", action="store_true", help="also time every op alone: ms by op category and layer")
+    # Deprecated: the per-bconv timing is now part of --profile, which is off by default.
+    parser.add_argument("--skip-bconv-profile", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", default=os.path.join(RESULTS_DIR, "inference.json"))
     parser.add_argument("--png", default=os.path.join(RESULTS_DIR, "inference.png"))
     args = parser.parse_args()
@@ -231,22 +208,29 @@ def main():
     results, flatbuffers = {}, {}
     for name in args.models:
         print(f"converting {name} ...", flush=True)
-        flatbuffers[name], results[name] = convert_and_count(MODELS[name], args)
+        flatbuffers[name], results[name] = convert_and_count(MODELS[name])
     columns = list(LATENCY_SETTINGS) if args.extras else ["latency"]
     for column in columns:
         print(f"timing {column} ...", flush=True)
         latencies = interleaved_latencies(flatbuffers, LATENCY_SETTINGS[column], args.runs, args.rounds)
         for name, latency in latencies.items():
             results[name][column] = latency
-    peak = cpu_peak()
+    if args.profile:
+        add_profiles(results, flatbuffers, args)
+    peak, host = cpu_peak(), machine()
     print()
-    print_table(results, peak)
+    print_table(results, peak, host["cpu_flags"]["avx512_vpopcntdq"])
+    if args.profile:
+        print()
+        print_profiles({name: r["profile"] for name, r in results.items()})
+        print(f"method: {PROFILE_METHOD}")
     report = {
         "input_shape": list(INPUT_SHAPE),
         "classes": CLASSES,
         "interpreter": "larq_compute_engine Interpreter, 1 thread, indirect BGEMM, XNNPACK for float ops",
-        "cpu": results[args.models[0]]["latency"]["cpu"],
+        **host,
         "cpu_peak": peak,
+        **({"profile_method": PROFILE_METHOD} if args.profile else {}),
         "versions": {"tensorflow": tf.__version__, "larq": lq.__version__},
         "models": results,
     }

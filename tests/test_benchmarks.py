@@ -17,7 +17,7 @@ def test_inference_benchmark_measures_bcnn18_against_float_resnet18(tmp_path):
     output = tmp_path / "inference.json"
     command = [
         sys.executable, "benchmarks/inference.py", "--models", "BCNN18", "float_ResNet18", "--runs", "10", "--rounds", "1",
-        "--skip-bconv-profile", "--json", str(output), "--png", str(tmp_path / "inference.png"),
+        "--json", str(output), "--png", str(tmp_path / "inference.png"),
     ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -28,6 +28,28 @@ def test_inference_benchmark_measures_bcnn18_against_float_resnet18(tmp_path):
     assert report["targets"]["size_bytes"]["met"] and report["targets"]["size_ratio_float_ResNet18_over_BCNN18"]["met"]
     assert bcnn18["latency"]["runs"] == 10 and bcnn18["latency"]["p10_ms"] <= bcnn18["latency"]["p90_ms"]
     assert (tmp_path / "inference.png").stat().st_size > 0
+
+
+def test_inference_profile_attributes_every_op_to_a_category(tmp_path):
+    report, stdout = _run_benchmark(
+        "inference.py", tmp_path, "--models", "BCNN18", "--runs", "10", "--rounds", "1", "--profile",
+        "--png", str(tmp_path / "inference.png"),
+    )
+    bcnn18 = report["models"]["BCNN18"]
+    profile = bcnn18["profile"]
+    assert report["profile_method"].startswith("Each op of the converted flatbuffer")
+    assert len(profile["ops"]) == sum(bcnn18["ops"].values())
+    assert {"input path", "binary conv", "LceQuantize between layers", "element-wise float", "pooling",
+            "channel duplication", "classifier (global pool to softmax)"} <= set(profile["categories"])
+    assert "bconv 3x3 s1 64->64" in profile["categories"]["binary conv"]["rows"]
+    assert "bconv 3x3 s2 64->128" in profile["categories"]["binary conv"]["rows"]
+    assert abs(sum(c["share"] for c in profile["categories"].values()) - 1) < 1e-6
+    assert profile["parts_ms"] == sum(op["ms"] for op in profile["ops"])
+    assert profile["whole_ms"] > 0 and profile["coverage"] == profile["parts_ms"] / profile["whole_ms"]
+    assert bcnn18["bconv_binary_gops"] > 0
+    assert report["cpu"] and all(isinstance(value, bool) for value in report["cpu_flags"].values())
+    assert "avx512_vpopcntdq" in report["cpu_flags"]
+    assert "coverage (parts / whole)" in stdout and "method:" in stdout
 
 
 def _run_benchmark(script, tmp_path, *arguments):

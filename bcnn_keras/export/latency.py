@@ -45,7 +45,7 @@ def latency_x86(
         "threads": threads,
         "kernel": kernel + (" + XNNPACK" if xnnpack else ""),
         "machine": platform.machine(),
-        "cpu": _cpu_name(),
+        "cpu": cpu_info()["model"],
     }
 
 
@@ -65,12 +65,23 @@ def latency_summary(timings_ms):
     }
 
 
-def _cpu_name():
+def cpu_info():
+    """This host's CPU as `/proc/cpuinfo` describes its first core: `model` (name), `mhz` (the
+    clock it reports, or None) and `flags` (a frozenset, empty where the file is missing).
+
+    Example:
+        >>> "avx512_vpopcntdq" in cpu_info()["flags"]  # a 512-bit popcount: machines differ
+    """
+    first = {}
     try:
         with open("/proc/cpuinfo") as cpuinfo:
             for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                first.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return {
+        "model": first.get("model name") or platform.processor() or platform.machine() or "unknown",
+        "mhz": float(first["cpu MHz"]) if "cpu MHz" in first else None,
+        "flags": frozenset(first.get("flags", "").split()),
+    }
