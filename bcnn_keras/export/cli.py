@@ -1,10 +1,11 @@
 """The exporter's command line (`python export/to_tflite.py` or `bcnn-export`).
 
     bcnn-export MODEL -o OUT.tflite [--target arm|xcore] [--report REPORT.json]
-        [--verify fashion_mnist|PATH.npz|random] [--allow-float]
+        [--verify fashion_mnist|folder:PATH|PATH.npz|random] [--allow-float]
 
 MODEL is a .keras file, an .h5 file or a SavedModel directory. The report is printed as a table
-(stdout) and, with --report, written as JSON. Any bad input or failed check prints one line
+(stdout) and, with --report, written as JSON; a `classes.json` next to MODEL (the training
+CLI writes one) puts the class names into the report. Any bad input or failed check prints one line
 "error: ..." on stderr, exits with 2 and leaves no file at OUT.
 
 This module imports only the standard library at the top: TensorFlow is imported after the
@@ -24,7 +25,7 @@ EXIT_UNEXPECTED = 1
 EXIT_INTERRUPTED = 130
 
 
-class _OneLineParser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """Usage errors as one line too, like every other error of this tool."""
 
     def error(self, message):
@@ -38,7 +39,7 @@ def parse_args(argv=None):
         >>> parse_args(["model.keras", "-o", "model.tflite"]).target
         'arm'
     """
-    parser = _OneLineParser(
+    parser = OneLineParser(
         description="Export a Keras/larq model to a bit-packed Larq Compute Engine .tflite file, "
         "with lint, op census, parity check and report.",
         epilog="Exit status: 0 on success, 2 on a bad input or a failed check (one 'error:' line on "
@@ -50,9 +51,10 @@ def parse_args(argv=None):
     parser.add_argument("--report", metavar="REPORT.json", help="also write the report as JSON")
     parser.add_argument(
         "--verify",
-        metavar="fashion_mnist|PATH.npz|random",
-        help="compare Keras and the LCE interpreter on this data: the Fashion-MNIST test split, an "
-        ".npz file with arrays x (and optional labels y), or random raw-pixel images",
+        metavar="fashion_mnist|folder:PATH|PATH.npz|random",
+        help="compare Keras and the LCE interpreter on this data: the Fashion-MNIST test split, the "
+        "test split of an image folder (as the training CLI splits it), an .npz file with arrays x "
+        "(and optional labels y), or random raw-pixel images",
     )
     parser.add_argument("--samples", type=int, default=1000, help="verification samples (default: 1000)")
     parser.add_argument(
@@ -83,7 +85,7 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def _quiet_libraries():
+def quiet_libraries():
     """Keeps TensorFlow's, Keras' and larq's logs and warnings off stderr (errors stay one line)."""
     # Level 3: TensorFlow's import prints "E" lines (cuFFT/cuDNN registration) before any capture.
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
@@ -111,7 +113,8 @@ def _export(export, loading, args):
         )
 
 
-def _fail(message, status):
+def fail(message, status):
+    """Prints `message` as one 'error:' line on stderr; returns the exit `status`."""
     print(f"error: {' '.join(str(message).split())[:400]}", file=sys.stderr)
     return status
 
@@ -125,21 +128,21 @@ def main(argv=None):
     """
     args = parse_args(argv)
     if not args.verbose:
-        _quiet_libraries()
+        quiet_libraries()
     try:
         from bcnn_keras import export, loading
     except Exception as error:
-        return _fail(f"cannot import bcnn_keras ({type(error).__name__}: {error})", EXIT_UNEXPECTED)
+        return fail(f"cannot import bcnn_keras ({type(error).__name__}: {error})", EXIT_UNEXPECTED)
     try:
         report = _export(export, loading, args)
     except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_INTERRUPTED)
+        return fail("interrupted", EXIT_INTERRUPTED)
     except (export.ExportError, loading.ModelFileError) as error:
-        return _fail(error, EXIT_BAD_INPUT)
+        return fail(error, EXIT_BAD_INPUT)
     except Exception as error:
         if args.verbose:
             raise
-        return _fail(f"unexpected {type(error).__name__}: {error} (rerun with --verbose)", EXIT_UNEXPECTED)
+        return fail(f"unexpected {type(error).__name__}: {error} (rerun with --verbose)", EXIT_UNEXPECTED)
     print(export.format_report(report))
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
