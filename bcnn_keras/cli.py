@@ -1,8 +1,14 @@
 """What the package's command lines share: every error is one line on stderr and exit code 2."""
 
 import argparse
+import logging
+import os
+import sys
+import warnings
 
+EXIT_UNEXPECTED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -18,3 +24,18 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(EXIT_BAD_INPUT, f"error: {message} (see --help)\n")
+
+
+def fail(message, status):
+    """Prints `message` as one 'error:' line on stderr; returns the exit `status`."""
+    print(f"error: {' '.join(str(message).split())[:400]}", file=sys.stderr)
+    return status
+
+
+def quiet_libraries():
+    """Keeps TensorFlow's, Keras' and larq's logs and warnings off stderr (errors stay one line)."""
+    # Level 3: TensorFlow's import prints "E" lines (cuFFT/cuDNN registration) before any capture.
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    warnings.simplefilter("ignore")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)

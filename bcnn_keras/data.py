@@ -6,6 +6,7 @@ Datasets:
 - `cifar10`: tensorflow-datasets (`data_dir`).
 - `imagenet2012`: tensorflow-datasets with the manual download dir (`manual_dir`) holding
   `ILSVRC2012_img_train.tar` and `ILSVRC2012_img_val.tar`.
+- `folder:PATH`: your own PNG and JPEG images, one subfolder per class (see `scan_image_folder`).
 
 Example:
     >>> train = make_dataset("fashion_mnist", "train", batch_size=128, seed=0)
@@ -16,6 +17,7 @@ Example:
 
 import dataclasses
 import gzip
+import json
 import os
 import socket
 import urllib.parse
@@ -24,6 +26,9 @@ import zlib
 import numpy as np
 import tensorflow as tf
 
+from bcnn_keras.files import write_json
+from bcnn_keras.loading import first_line
+
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 _IDX_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -31,33 +36,326 @@ _IDX_FILES = {
 }
 
 
+FOLDER_PREFIX = "folder:"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# PIL modes of one-channel images; every other mode (RGB, RGBA, palette, CMYK, YCbCr) is read as RGB.
+_GREY_MODES = ("1", "L", "LA", "La", "I", "F")
+DEFAULT_VALIDATION_SPLIT = 0.2
+# What the training CLI writes next to `model.keras`, and the exporter and `predict` read.
+CLASS_NAMES_FILE = "classes.json"
+
+
 class DatasetNotFoundError(RuntimeError):
     """A dataset is not on this machine; the message says how to get it."""
 
 
+class ImageFolderError(ValueError):
+    """An image folder (or image file) that cannot be used, as one line naming the culprit."""
+
+
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
-    """What a model needs to know about a dataset."""
+    """What a model needs to know about a dataset (`class_names`: None when not known)."""
 
     name: str
     image_shape: tuple
     classes: int
     train_split: str = "train"
     test_split: str = "test"
+    class_names: tuple | None = None
 
+
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 DATASETS = {
-    "fashion_mnist": DatasetSpec("fashion_mnist", (28, 28, 1), 10),
-    "cifar10": DatasetSpec("cifar10", (32, 32, 3), 10),
+    "fashion_mnist": DatasetSpec("fashion_mnist", (28, 28, 1), 10, class_names=FASHION_MNIST_CLASSES),
+    "cifar10": DatasetSpec("cifar10", (32, 32, 3), 10, class_names=CIFAR10_CLASSES),
     "imagenet2012": DatasetSpec("imagenet2012", (224, 224, 3), 1000, test_split="validation"),
 }
 
 
-def dataset_spec(name):
-    """The `DatasetSpec` of a supported dataset name."""
+def is_folder(name):
+    """Whether a dataset name is an image folder, `folder:PATH`.
+
+    Example:
+        >>> is_folder("folder:photos"), is_folder("cifar10")
+        (True, False)
+    """
+    return str(name).startswith(FOLDER_PREFIX)
+
+
+def dataset_spec(name, image_size=None):
+    """The `DatasetSpec` of a supported dataset name, or of `folder:PATH` (scanned: its classes,
+    channels and image size, `image_size` if given, else its first image's).
+
+    Example:
+        >>> dataset_spec("fashion_mnist").image_shape
+        (28, 28, 1)
+    """
+    if is_folder(name):
+        return scan_image_folder(name[len(FOLDER_PREFIX) :]).spec(image_size)
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)} or folder:PATH")
+    if image_size is not None:
+        raise ValueError(f"image_size is for folder:PATH datasets only; {name} images keep their size")
     return DATASETS[name]
+
+
+def image_channels(image):
+    """1 for a grey PIL image (alpha ignored), 3 for any other (RGB, palette, CMYK...).
+
+    Example:
+        >>> from PIL import Image
+        >>> image_channels(Image.new("LA", (4, 4))), image_channels(Image.new("P", (4, 4)))
+        (1, 3)
+    """
+    return 1 if image.mode in _GREY_MODES or image.mode.startswith("I;16") else 3
+
+
+def _channel_name(channels):
+    return {1: "grey", 3: "RGB"}.get(channels, f"{channels}-channel")
+
+
+def _open_image(path):
+    """Opens an image with PIL (only its header is read); unreadable files raise one line."""
+    from PIL import Image  # PIL comes with matplotlib, a dependency
+
+    try:
+        return Image.open(path)
+    except Exception as error:  # PIL raises OSError, SyntaxError, ValueError... for bad files
+        raise ImageFolderError(f"{path}: not a readable image ({first_line(error)})") from error
+
+
+def image_header(path):
+    """`((height, width), channels)` of an image file, from its header only.
+
+    Example:
+        >>> image_header("photos/cat/1.png")
+        ((20, 20), 3)
+    """
+    with _open_image(path) as image:
+        return (image.height, image.width), image_channels(image)
+
+
+def read_image(path, size=None, channels=None):
+    """An image file as uint8 pixels `[height, width, channels]`, resized (bilinear, PIL) to
+    `size` `(height, width)` if given. Alpha is dropped and palettes expanded; grey images have
+    one channel, others three. With `channels`, an image of another channel count is refused:
+    grey and RGB are never converted into each other. Raises `ImageFolderError` naming the file.
+
+    Training (`make_dataset` on a folder) and `bcnn_keras.predict` both read images with it.
+
+    Example:
+        >>> read_image("photos/cat/1.png", size=(32, 32)).shape
+        (32, 32, 3)
+    """
+    with _open_image(path) as image:
+        found = image_channels(image)
+        if channels is not None and found != channels:
+            raise ImageFolderError(
+                f"{path}: a {_channel_name(found)} image, but the model takes {_channel_name(channels)} "
+                f"images (convert the image to {_channel_name(channels)} first)"
+            )
+        try:
+            image = image.convert("L" if found == 1 else "RGB")
+            if size is not None and (image.height, image.width) != tuple(size):
+                image = image.resize((size[1], size[0]), resample=_bilinear())
+            pixels = np.asarray(image, dtype=np.uint8)
+        except Exception as error:  # a truncated or corrupt body fails only when decoded
+            raise ImageFolderError(f"{path}: not a readable image ({first_line(error)})") from error
+    return pixels.reshape(*pixels.shape[:2], found)
+
+
+def _bilinear():
+    from PIL import Image
+
+    return Image.Resampling.BILINEAR
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageFolder:
+    """A scanned image folder: class names, `(path, label)` pairs per split ("train", "test"),
+    the images' channel count and the first image's `(height, width)`."""
+
+    root: str
+    class_names: tuple
+    files: dict
+    channels: int
+    first_size: tuple
+
+    def spec(self, image_size=None):
+        """The `DatasetSpec`: images resized to `image_size` (an int or `(height, width)`),
+        by default the size of the folder's first image."""
+        size = _size_pair(image_size) if image_size is not None else self.first_size
+        return DatasetSpec(
+            FOLDER_PREFIX + self.root, (*size, self.channels), len(self.class_names), class_names=self.class_names
+        )
+
+
+def _size_pair(image_size):
+    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if len(size) != 2 or not all(isinstance(side, int) and side > 0 for side in size):
+        raise ValueError(f"image size must be a positive int or (height, width), got {image_size!r}")
+    return size
+
+
+def _visible_entries(directory):
+    return sorted(entry for entry in os.listdir(directory) if not entry.startswith("."))
+
+
+def _class_folders(directory):
+    """The class names (subfolders) of `directory`, checked: at least two."""
+    classes = [name for name in _visible_entries(directory) if os.path.isdir(os.path.join(directory, name))]
+    if not classes:
+        what = "is empty" if not _visible_entries(directory) else "has no class subfolders"
+        raise ImageFolderError(f"image folder {directory} {what}: expected one subfolder of images per class")
+    if len(classes) == 1:
+        raise ImageFolderError(
+            f"image folder {directory} has only one class folder ({classes[0]}): a classifier needs at least two"
+        )
+    return classes
+
+
+def _image_files(class_dir):
+    """The PNG and JPEG files under a class folder (subfolders included), sorted."""
+    found = []
+    for directory, subdirectories, names in os.walk(class_dir):
+        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
+        found += [
+            os.path.join(directory, name)
+            for name in sorted(names)
+            if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)
+        ]
+    if not found:
+        raise ImageFolderError(f"class folder {class_dir} holds no {'/'.join(IMAGE_SUFFIXES)} images")
+    return found
+
+
+def _labelled_files(directory, classes):
+    return [(path, label) for label, name in enumerate(classes) for path in _image_files(os.path.join(directory, name))]
+
+
+def _split_files(labelled, fraction, seed):
+    """A seeded split per class: `round(fraction * n)` of each class's n images (at least one,
+    and one left for training) go to "test"; each split in a seeded random order, so that a
+    `limit` takes images of every class."""
+    rng = np.random.default_rng(seed)
+    splits = {"train": [], "test": []}
+    for label in sorted({label for _, label in labelled}):
+        files = [pair for pair in labelled if pair[1] == label]
+        count = min(max(1, round(fraction * len(files))), len(files) - 1) if len(files) > 1 else 0
+        order = rng.permutation(len(files))
+        splits["test"] += [files[i] for i in order[:count]]
+        splits["train"] += [files[i] for i in order[count:]]
+    return {split: [files[i] for i in rng.permutation(len(files))] for split, files in splits.items()}
+
+
+def _check_channels(labelled):
+    """The one channel count of all images (1 or 3), read from their headers; also returns the
+    first image's size. Mixed grey and RGB images are refused, naming one of each."""
+    first_of = {}
+    first_size = None
+    for path, _ in labelled:
+        size, channels = image_header(path)
+        first_size = first_size or size
+        first_of.setdefault(channels, path)
+    if len(first_of) > 1:
+        raise ImageFolderError(
+            f"mixed grey and RGB images: {first_of[1]} is grey, {first_of[3]} is RGB; convert them all to one"
+        )
+    return next(iter(first_of)), first_size
+
+
+def scan_image_folder(path, validation_split=None, split_seed=0):
+    """Scans `path`: one subfolder per class (sorted names are the classes), each holding PNG or
+    JPEG images (in subfolders too), or `train/` and `test/` each with the same class
+    subfolders. Without `train/` and `test/`, a seeded share `validation_split` (default 0.2) of
+    each class is the test split; `split_seed` chooses it. Reads only the images' headers.
+
+    Raises `DatasetNotFoundError` for a missing folder and `ImageFolderError` (one line naming
+    the folder or file) for an empty folder, a single class, a class without images, an
+    unreadable image or mixed grey and RGB images.
+
+    Example:
+        >>> folder = scan_image_folder("photos")
+        >>> folder.class_names, folder.channels, len(folder.files["test"])
+        (('cat', 'dog'), 3, 10)
+    """
+    root = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isdir(root):
+        what = "is not a folder" if os.path.exists(root) else "does not exist"
+        raise DatasetNotFoundError(f"image folder {path} {what}")
+    split_dirs = [os.path.isdir(os.path.join(root, split)) for split in ("train", "test")]
+    if any(split_dirs):
+        if not all(split_dirs):
+            raise ImageFolderError(f"image folder {path} has a {'train' if split_dirs[0] else 'test'}/ split but not the other")
+        if validation_split is not None:
+            raise ImageFolderError(f"image folder {path} has its own train/ and test/ splits: drop the validation split")
+        classes = _class_folders(os.path.join(root, "train"))
+        test_classes = _class_folders(os.path.join(root, "test"))
+        if test_classes != classes:
+            raise ImageFolderError(
+                f"image folder {path}: test/ has the classes {test_classes}, train/ has {classes}; they must be the same"
+            )
+        files = {split: _labelled_files(os.path.join(root, split), classes) for split in ("train", "test")}
+        channels, first_size = _check_channels(files["train"] + files["test"])
+    else:
+        fraction = DEFAULT_VALIDATION_SPLIT if validation_split is None else validation_split
+        if not 0 < fraction < 1:
+            raise ImageFolderError(f"validation split must be between 0 and 1 (exclusive), got {fraction}")
+        classes = _class_folders(root)
+        labelled = _labelled_files(root, classes)
+        channels, first_size = _check_channels(labelled)  # in sorted order: the first files are named
+        files = _split_files(labelled, fraction, split_seed)
+    return ImageFolder(root, tuple(classes), files, channels, first_size)
+
+
+def _folder_source(folder, split, image_shape, limit):
+    """The split's images, decoded once (PIL) into memory, as a dataset of (uint8, label)."""
+    if split not in folder.files:
+        raise ValueError(f"an image folder has the splits 'train' and 'test', not {split!r}")
+    files = folder.files[split][:limit] if limit else folder.files[split]
+    if not files:
+        raise ImageFolderError(f"image folder {folder.root} has no {split} images")
+    images = np.stack([read_image(path, image_shape[:2], image_shape[2]) for path, _ in files])
+    labels = np.array([label for _, label in files], dtype=np.int64)
+    return tf.data.Dataset.from_tensor_slices((images, labels))
+
+
+def write_class_names(path, class_names):
+    """Writes the class names as a JSON list of strings (the file `read_class_names` reads),
+    atomically.
+
+    Example:
+        >>> write_class_names("classes.json", dataset_spec("fashion_mnist").class_names)
+    """
+    write_json(path, list(class_names), indent=1)
+
+
+def read_class_names(path, classes=None):
+    """The class names in a `classes.json` file: a JSON list of strings, `classes` of them if
+    given (the model's output size); an export report (a JSON object with such a list in
+    `class_names`) works too. Anything else raises `ValueError` with one line.
+
+    Example:
+        >>> read_class_names("runs/fmnist/classes.json", 10)[0]
+        'T-shirt/top'
+    """
+    try:
+        with open(path, "rb") as stream:
+            names = json.loads(stream.read(16 << 20).decode())  # names are small: a huge file is cut, and fails
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a readable JSON file of class names ({first_line(error)})") from error
+    if isinstance(names, dict):
+        names = names.get("class_names")
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError(f"{path}: class names must be a JSON list of strings")
+    if classes is not None and len(names) != classes:
+        raise ValueError(f"{path}: {len(names)} class names, but the model has {classes} outputs")
+    return names
 
 
 def read_idx(path):
@@ -184,8 +482,16 @@ def _augment(name, image, seed, augmentation="standard"):
         if name == "imagenet2012":
             image = _random_resized_crop(image, crop_seed)
         else:
-            image = _pad_and_crop(image, crop_seed, padding=2 if name == "fashion_mnist" else 4)
+            image = _pad_and_crop(image, crop_seed, padding=_crop_padding(name, image))
     return tf.image.stateless_random_flip_left_right(image, flip_seed)
+
+
+def _crop_padding(name, image):
+    """Pad-and-crop padding: 2 px on Fashion-MNIST, 4 on CIFAR-10, an eighth of the shorter
+    side (as on CIFAR-10) on an image folder."""
+    if name == "fashion_mnist":
+        return 2
+    return max(1, min(image.shape[:2]) // 8) if is_folder(name) else 4
 
 
 def _random_resized_crop(image, seed, size=224):
@@ -221,6 +527,9 @@ def make_dataset(
     limit=None,
     cache=True,
     teacher=None,
+    image_size=None,
+    validation_split=None,
+    split_seed=0,
 ):
     """A batched, prefetched `tf.data.Dataset` of (float32 pixels in 0..255, int64 labels).
 
@@ -234,10 +543,23 @@ def make_dataset(
     computed once, here, and each batch is `(images, (labels, teacher_outputs))`:
     `distillation.Distiller` then skips the teacher's forward pass in every step.
 
+    `name` may be `folder:PATH`, an image folder (see `scan_image_folder`; its splits are
+    "train" and "test"): its images are decoded once into memory, resized to `image_size` (an
+    int or `(height, width)`; default: the first image's size), and, without `train/` and
+    `test/` subfolders, split by `validation_split` (default 0.2) with `split_seed`, the same
+    for both splits. `image_size` and `validation_split` are for folders only.
+
     Example:
         >>> test = make_dataset("fashion_mnist", "test", batch_size=256)
     """
-    spec = dataset_spec(name)
+    folder = None
+    if is_folder(name):
+        folder = scan_image_folder(name[len(FOLDER_PREFIX) :], validation_split, split_seed)
+        spec = folder.spec(image_size)
+    else:
+        if validation_split is not None:
+            raise ValueError(f"validation_split is for folder:PATH datasets only; {name} has its own test split")
+        spec = dataset_spec(name, image_size)
     augmentation = _augmentation(augment)
     if training is None:
         training = split == spec.train_split
@@ -245,7 +567,10 @@ def make_dataset(
         raise ValueError("teacher outputs can be computed once only for un-augmented training data (augment='none')")
     if teacher is not None and name == "imagenet2012":
         raise ValueError("teacher outputs are kept in memory: not for imagenet2012 (1.28M x 1000 floats)")
-    dataset = _source(name, split, data_dir=data_dir, manual_dir=manual_dir)
+    if folder is not None:
+        dataset = _folder_source(folder, split, spec.image_shape, limit)
+    else:
+        dataset = _source(name, split, data_dir=data_dir, manual_dir=manual_dir)
     if limit:
         dataset = dataset.take(limit)
     dataset = dataset.map(lambda image, label: (tf.cast(image, tf.float32), tf.cast(label, tf.int64)))
@@ -254,7 +579,7 @@ def make_dataset(
         dataset = dataset.map(lambda image, label: (_center_crop(image), label), tf.data.AUTOTUNE)
     if teacher is not None:
         dataset = _with_teacher_outputs(dataset, teacher)
-    if cache and name != "imagenet2012":
+    if cache and name != "imagenet2012" and folder is None:  # a folder's images are in memory already
         dataset = dataset.cache()
     if training:
         dataset = dataset.shuffle(_shuffle_buffer(name), seed=seed, reshuffle_each_iteration=True)

@@ -3,7 +3,11 @@
     python -m bcnn_keras.train --dataset fashion_mnist --model BCNN18 \\
         --phase1-epochs 4 --phase2-epochs 4 --output-dir runs/fmnist
 
-Writes to the output dir: `model.keras` (the final model), `history.json` (one record per
+`--dataset folder:PATH` trains on your own images (one subfolder per class, see
+`data.scan_image_folder`); the model's input shape and class count follow the folder.
+
+Writes to the output dir: `model.keras` (the final model), `classes.json` (the class names, when
+the dataset has them), `history.json` (one record per
 epoch, with `phase` and `learning_rate`), `training.png` (loss and accuracy across both phases,
 the switch marked), `checkpoints/epoch_NNN.keras`, TensorBoard logs in `logs/`, and a backup in
 `backup/` from which a re-run with the same output dir resumes (also after SIGKILL).
@@ -29,11 +33,20 @@ CONFIG_FILE = "config.json"
 # Flags that do not change what is trained: where it goes, what it prints, how files load.
 _NOT_CONFIGURATION = ("output_dir", "verbose", "restart", "unsafe_load")
 # What a run writes into its output dir (and --restart removes).
-RUN_FILES = (CONFIG_FILE, "model.keras", "history.json", "training.png", "checkpoints", "backup", "logs", "teacher")
+RUN_FILES = (CONFIG_FILE, "model.keras", data.CLASS_NAMES_FILE, "history.json", "training.png", "checkpoints", "backup", "logs", "teacher")
 
 
 class TrainingError(Exception):
     """A problem with the user's input, reported as one line."""
+
+
+def dataset_name(value):
+    """An argparse type: a known dataset name, or `folder:PATH`."""
+    if value in data.DATASETS or (data.is_folder(value) and len(value) > len(data.FOLDER_PREFIX)):
+        return value
+    raise argparse.ArgumentTypeError(
+        f"invalid choice: {value!r} (choose from {', '.join(sorted(data.DATASETS))}, or folder:PATH)"
+    )
 
 
 def build_parser():
@@ -42,7 +55,24 @@ def build_parser():
         description="Two-step training of a fully binary CNN (phase 1: binary activations and "
         "real weights; phase 2: binary weights too).",
     )
-    parser.add_argument("--dataset", choices=sorted(data.DATASETS), default="fashion_mnist", help="dataset to train on")
+    parser.add_argument(
+        "--dataset",
+        type=dataset_name,
+        default="fashion_mnist",
+        help=f"dataset to train on: {', '.join(sorted(data.DATASETS))}, or folder:PATH, a folder of PNG/JPEG "
+        "images with one subfolder per class (and optionally train/ and test/ splits)",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        help="folder:PATH only: resize images to N x N (default: the size of the folder's first image)",
+    )
+    parser.add_argument(
+        "--validation-split",
+        type=float,
+        help=f"folder:PATH without train/ and test/ only: the share of each class held out for testing "
+        f"(default {data.DEFAULT_VALIDATION_SPLIT}; the same seeded split in every run, whatever --seed)",
+    )
     parser.add_argument("--model", choices=sorted(MODELS), default="BCNN18", help="model family")
     parser.add_argument("--phase1-epochs", type=int, default=4, help="epochs with binary activations, real weights")
     parser.add_argument("--phase2-epochs", type=int, default=4, help="epochs with binary weights too")
@@ -112,13 +142,16 @@ def build_parser():
 def _check_arguments(args):
     if args.phase1_epochs < 0 or args.phase2_epochs < 0 or args.phase1_epochs + args.phase2_epochs < 1:
         raise TrainingError("--phase1-epochs and --phase2-epochs must be >= 0 with at least one epoch in total")
-    for flag in ("batch_size", "learning_rate", "phase2_learning_rate", "width_multiplier", "encoding_levels", "stem_kernel_size"):
+    for flag in ("batch_size", "learning_rate", "phase2_learning_rate", "width_multiplier", "encoding_levels", "stem_kernel_size", "image_size"):
         value = getattr(args, flag)
         if value is not None and not (math.isfinite(value) and value > 0):
             raise TrainingError(f"--{flag.replace('_', '-')} must be > 0")
     for flag in ("alpha", "warmup_epochs", "phase1_weight_decay"):
         if not math.isfinite(getattr(args, flag)):
             raise TrainingError(f"--{flag.replace('_', '-')} must be a finite number")
+    for flag in ("image_size", "validation_split"):
+        if getattr(args, flag) is not None and not data.is_folder(args.dataset):
+            raise TrainingError(f"--{flag.replace('_', '-')} is for --dataset folder:PATH only")
     if args.init_from_teacher and args.teacher != "float-twin":
         raise TrainingError("--init-from-teacher needs --teacher float-twin")
     if args.teacher and args.float_twin:
@@ -140,6 +173,14 @@ def save_model(model, path):
     """Saves `model` to `path` through a temporary file, so `path` is never half-written."""
     with files.atomic_write(path) as temporary:
         model.save(temporary)
+
+
+def save_final_model(model, spec, run_dir):
+    """Saves the run's `model.keras` and, when the dataset has them, its class names in
+    `classes.json` next to it (where the exporter and `bcnn_keras.predict` look for them)."""
+    save_model(model, run_dir.written("model.keras"))
+    if spec.class_names:
+        data.write_class_names(run_dir.written(data.CLASS_NAMES_FILE), spec.class_names)
 
 
 class HistoryFile(tf.keras.callbacks.Callback):
@@ -292,7 +333,7 @@ def train_float(args, spec, strategy, train, test, run_dir, epochs):
         model = _build(args, spec, binary=False)
         _compile(model, _linear_decay(args.learning_rate, epochs * int(train.cardinality())))
     records = _fit(model, train, test, epochs, run_dir, None, args.verbose)
-    save_model(model, run_dir.written("model.keras"))
+    save_final_model(model, spec, run_dir)
     plot_history(records, run_dir.written("training.png"))
     return model
 
@@ -329,6 +370,9 @@ def run_configuration(args):
     for key in _PATH_FLAGS:
         if configuration.get(key) not in (None, "float-twin"):
             configuration[key] = os.path.abspath(configuration[key])
+    if data.is_folder(configuration["dataset"]):
+        folder = configuration["dataset"][len(data.FOLDER_PREFIX) :]
+        configuration["dataset"] = data.FOLDER_PREFIX + os.path.abspath(os.path.expanduser(folder))
     return configuration
 
 
@@ -372,7 +416,7 @@ def _claim_output_dir(args, chief=True):
 def run(args):
     """Runs the training described by parsed CLI `args`; returns the final history records."""
     _check_arguments(args)
-    spec = data.dataset_spec(args.dataset)
+    spec = data.dataset_spec(args.dataset, args.image_size)  # scans a folder: its errors come first
     # First: a multi-worker strategy must exist before any other TensorFlow op runs.
     strategy = make_strategy(args.strategy)
     chief = is_chief(strategy)
@@ -406,16 +450,21 @@ def _train(args, spec, strategy, run_dir, epochs, teacher_finished):
     if args.mixed_precision:
         tf.keras.mixed_precision.set_global_policy("mixed_float16")
 
+    folder_options = {}
+    if data.is_folder(args.dataset):
+        folder_options = dict(image_size=spec.image_shape[:2], validation_split=args.validation_split)
+
     def training_data(teacher=None):
         return data.make_dataset(
             args.dataset, spec.train_split, args.batch_size, augment=args.augment, seed=args.seed,
             data_dir=args.data_dir, manual_dir=args.manual_dir, limit=args.train_limit, teacher=teacher,
+            **folder_options,
         )
 
     train = training_data()
     test = data.make_dataset(
         args.dataset, spec.test_split, args.batch_size,
-        data_dir=args.data_dir, manual_dir=args.manual_dir, limit=args.test_limit,
+        data_dir=args.data_dir, manual_dir=args.manual_dir, limit=args.test_limit, **folder_options,
     )
     if args.float_twin:
         train_float(args, spec, strategy, train, test, run_dir, epochs)
@@ -443,7 +492,7 @@ def _train(args, spec, strategy, run_dir, epochs, teacher_finished):
         warmup_epochs=args.warmup_epochs,
     )
     records = _fit(model, train, test, epochs, run_dir, two_step, args.verbose)
-    save_model(student, run_dir.written("model.keras"))
+    save_final_model(student, spec, run_dir)
     plot_history(records, run_dir.written("training.png"), phase1_epochs=args.phase1_epochs)
     return records
 

@@ -2,7 +2,7 @@
 """Export a Keras/larq model to a fully bit-packed Larq Compute Engine flatbuffer.
 
     python export/to_tflite.py MODEL -o OUT.tflite [--target arm|xcore] [--report REPORT.json]
-        [--verify fashion_mnist|PATH.npz|random] [--allow-float]
+        [--verify fashion_mnist|folder:PATH|PATH.npz|random] [--allow-float]
 
 The command line lives in `bcnn_keras/export/cli.py` (installed as `bcnn-export`); see
 `--help`. Any bad input or failed check prints one line "error: ..." on stderr, exits with 2 and

@@ -1,5 +1,7 @@
 """Shared test helpers: small models, images, and non-trivial BatchNormalization statistics."""
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -40,3 +42,30 @@ def randomize_statistics(model, seed=0):
         elif isinstance(layer, bcnn_keras.LearnedThreshold):
             layer.set_weights([rng.normal(0, 0.3, w.shape) for w in layer.get_weights()])
     return model
+
+
+CLASS_PATTERNS = ("horizontal", "vertical", "checkers")
+
+
+def pattern_image(pattern, size=20, channels=3, seed=0):
+    """A uint8 image of a simple, learnable pattern with a random phase and noise."""
+    rng = np.random.default_rng(seed)
+    rows, columns = np.mgrid[:size, :size] + rng.integers(0, 4, 2)[:, None, None]
+    stripes = {"horizontal": rows // 2 % 2, "vertical": columns // 2 % 2, "checkers": (rows // 3 + columns // 3) % 2}
+    image = 40 + 170 * stripes[pattern][..., None] + rng.integers(0, 40, (size, size, channels))
+    return image.astype(np.uint8)
+
+
+def write_image_folder(root, per_class=12, size=20, mode="RGB", suffix=".png", patterns=CLASS_PATTERNS):
+    """Writes `root/<pattern>/<i><suffix>`: one class folder per pattern; returns `root`."""
+    from PIL import Image
+
+    channels = 1 if mode == "L" else 3
+    for label, pattern in enumerate(patterns):
+        os.makedirs(os.path.join(root, pattern), exist_ok=True)
+        for index in range(per_class):
+            pixels = pattern_image(pattern, size, channels, seed=100 * label + index)
+            Image.fromarray(pixels.squeeze(-1) if channels == 1 else pixels, mode).save(
+                os.path.join(root, pattern, f"{index:03d}{suffix}")
+            )
+    return root

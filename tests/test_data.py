@@ -1,8 +1,13 @@
+import glob
 import gzip
+import os
+import shutil
 
 import numpy as np
 import pytest
 import tensorflow as tf
+
+from helpers import write_image_folder
 
 from bcnn_keras import data
 
@@ -165,3 +170,110 @@ def test_teacher_outputs_are_computed_once_and_travel_with_their_images(idx_dir)
 def test_unknown_augmentation_is_refused():
     with pytest.raises(ValueError, match="augment must be one of"):
         data.make_dataset("fashion_mnist", "train", 32, augment="mixup")
+
+
+# Image folders: `folder:PATH` datasets.
+
+
+@pytest.fixture
+def png_folder(tmp_path):
+    """3 classes x 12 RGB PNG images of 20x20, one simple pattern per class."""
+    return write_image_folder(str(tmp_path / "png"))
+
+
+def _folder(path):
+    return data.FOLDER_PREFIX + str(path)
+
+
+def test_image_folder_shapes_labels_and_classes(png_folder):
+    spec = data.dataset_spec(_folder(png_folder))
+    assert spec.image_shape == (20, 20, 3) and spec.classes == 3
+    assert spec.class_names == ("checkers", "horizontal", "vertical")  # sorted folder names
+    train = _batches(data.make_dataset(_folder(png_folder), "train", 10, augment="none"))
+    test = _batches(data.make_dataset(_folder(png_folder), "test", 10))
+    assert [len(y) for _, y in train] == [10, 10, 10] and [len(y) for _, y in test] == [6]
+    images, labels = test[0]
+    assert images.shape == (6, 20, 20, 3) and images.dtype == np.float32 and labels.dtype == np.int64
+    assert 0 <= images.min() and images.max() <= 255 and images.max() > 1  # raw pixels, not scaled
+    assert sorted(labels) == [0, 0, 1, 1, 2, 2]  # 20 % of each class, at least one
+    first = next(path for path, label in data.scan_image_folder(png_folder).files["test"])
+    np.testing.assert_array_equal(images[0], data.read_image(first))
+
+
+def test_image_folder_split_is_seeded_disjoint_and_complete(png_folder):
+    def split(**kwargs):
+        files = data.scan_image_folder(png_folder, **kwargs).files
+        return {name: sorted(path for path, _ in pairs) for name, pairs in files.items()}
+
+    first, again, other = split(), split(), split(split_seed=1)
+    assert first == again and first["test"] != other["test"]
+    assert not set(first["train"]) & set(first["test"]) and len(first["train"] + first["test"]) == 36
+    assert len(split(validation_split=0.5)["test"]) == 18
+
+
+def test_grey_jpeg_folder_is_resized_to_the_image_size(tmp_path):
+    folder = write_image_folder(str(tmp_path / "grey"), mode="L", suffix=".jpg")
+    assert data.dataset_spec(_folder(folder), image_size=24).image_shape == (24, 24, 1)
+    images, labels = _batches(data.make_dataset(_folder(folder), "test", 32, image_size=24))[0]
+    assert images.shape == (6, 24, 24, 1) and 0 <= images.min() and images.max() <= 255
+
+
+def test_image_folder_with_its_own_train_and_test_splits(tmp_path):
+    write_image_folder(str(tmp_path / "train"), per_class=4)
+    write_image_folder(str(tmp_path / "test"), per_class=2)
+    folder = data.scan_image_folder(str(tmp_path))
+    assert len(folder.files["train"]) == 12 and len(folder.files["test"]) == 6
+    assert all(os.sep + "test" + os.sep in path for path, _ in folder.files["test"])
+    with pytest.raises(data.ImageFolderError, match="has its own train/ and test/ splits"):
+        data.scan_image_folder(str(tmp_path), validation_split=0.3)
+
+
+def _corrupt_image(root):
+    path = os.path.join(root, "vertical", "003.png")
+    with open(path, "r+b") as stream:
+        stream.truncate(60)  # the header survives, the pixels do not
+    return path
+
+
+def _mixed_channels(root):
+    write_image_folder(root, per_class=2, mode="L", patterns=("vertical",))
+    return os.path.join(root, "vertical", "000.png")
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda root: shutil.rmtree(root), "image folder {root} does not exist"),
+        (lambda root: [shutil.rmtree(os.path.join(root, d)) for d in os.listdir(root)], "image folder {root} is empty"),
+        (lambda root: [shutil.rmtree(os.path.join(root, d)) for d in ("horizontal", "vertical")], "has only one class folder (checkers)"),
+        (lambda root: [os.remove(p) for p in glob.glob(os.path.join(root, "checkers", "*"))], "class folder {root}/checkers holds no .png/.jpg/.jpeg images"),
+        (_corrupt_image, "{root}/vertical/003.png: not a readable image"),
+        (_mixed_channels, "mixed grey and RGB images: {root}/vertical/000.png is grey, {root}/checkers/000.png is RGB"),
+        (lambda root: open(os.path.join(root, "checkers", "000.png"), "wb").close(), "{root}/checkers/000.png: not a readable image"),
+    ],
+    ids=["missing", "empty", "one-class", "class-without-images", "corrupt-image", "mixed-channels", "empty-file"],
+)
+def test_bad_image_folders_give_one_line_naming_the_culprit(png_folder, damage, message):
+    damage(png_folder)
+    with pytest.raises((data.ImageFolderError, data.DatasetNotFoundError)) as error:
+        data.make_dataset(_folder(png_folder), "train", 8)  # a corrupt body fails only when decoded
+    assert message.format(root=png_folder) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_folder_options_are_for_folders_only():
+    with pytest.raises(ValueError, match="image_size is for folder:PATH datasets only"):
+        data.make_dataset("fashion_mnist", "train", 32, image_size=32)
+    with pytest.raises(ValueError, match="validation_split is for folder:PATH datasets only"):
+        data.make_dataset("fashion_mnist", "train", 32, validation_split=0.1)
+
+
+def test_class_names_round_trip_and_malformed_files_are_refused(tmp_path):
+    path = str(tmp_path / "classes.json")
+    data.write_class_names(path, data.dataset_spec("fashion_mnist").class_names)
+    assert data.read_class_names(path, 10)[9] == "Ankle boot"
+    with pytest.raises(ValueError, match="10 class names, but the model has 3 outputs"):
+        data.read_class_names(path, 3)
+    for text in ('{"a": 1}', "[1, 2]", "not json"):
+        (tmp_path / "classes.json").write_text(text)
+        with pytest.raises(ValueError, match="classes.json: "):
+            data.read_class_names(path)

@@ -7,6 +7,7 @@ time, because each one imports TensorFlow (about 5 s) before doing anything.
 import concurrent.futures
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -16,7 +17,7 @@ import larq as lq
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import FLOAT_MATRIX_OPS, random_images, randomize_statistics, small_bcnn18
+from helpers import FLOAT_MATRIX_OPS, random_images, randomize_statistics, small_bcnn18, write_image_folder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -435,8 +436,29 @@ def test_verification_data_sources(tmp_path):
     assert x.shape == (7, 28, 28, 1) and y.tolist() == list(range(7))
     with pytest.raises(export.ExportError, match=r"have shape \(28, 28, 1\) but the model takes \(32, 32, 3\)"):
         export.verification_data("fashion_mnist", (32, 32, 3))
-    with pytest.raises(export.ExportError, match="must be fashion_mnist, random or a .npz path"):
+    with pytest.raises(export.ExportError, match="must be fashion_mnist, folder:PATH, random or a .npz path"):
         export.verification_data("imagenet", (28, 28, 1))
+    folder = write_image_folder(str(tmp_path / "photos"), mode="L")
+    x, y, about = export.verification_data(f"folder:{folder}", (28, 28, 1))
+    assert x.shape == (6, 28, 28, 1) and sorted(y) == [0, 0, 1, 1, 2, 2] and about == f"folder:{folder} test split"
+    with pytest.raises(export.ExportError, match=r"have shape \(28, 28, 1\) but the model takes \(28, 28, 3\)"):
+        export.verification_data(f"folder:{folder}", (28, 28, 3))
+    with pytest.raises(export.ExportError, match="image folder .*/none does not exist"):
+        export.verification_data(f"folder:{tmp_path}/none", (28, 28, 1))
+
+
+def test_class_names_next_to_the_model_reach_the_report(tmp_path):
+    model_path = tmp_path / "model.keras"
+    small_bcnn18(classes=3).save(model_path)
+    (tmp_path / "classes.json").write_text('["cat", "dog", "fish"]')
+    report = export.export(str(model_path), str(tmp_path / "model.tflite"), latency_runs=0)
+    assert report.class_names == ["cat", "dog", "fish"]
+    assert export.Report.from_json(report.to_json()).class_names == ["cat", "dog", "fish"]
+    assert re.search(r"\nclasses +3: cat, dog, fish\n", export.format_report(report))
+    (tmp_path / "classes.json").write_text('["cat", "dog"]')
+    with pytest.raises(export.ExportError, match="classes.json: 2 class names, but the model has 3 outputs"):
+        export.export(str(model_path), str(tmp_path / "model.tflite"), latency_runs=0)
+    assert not (tmp_path / "model.tflite").exists()
 
 
 # ---------------------------------------------------------------------------------------------

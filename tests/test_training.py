@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import random_images, randomize_statistics, small_bcnn18
+from helpers import CLASS_PATTERNS, pattern_image, random_images, randomize_statistics, small_bcnn18, write_image_folder
 
 import bcnn_keras
 from bcnn_keras import callbacks, distillation, layers
@@ -296,10 +297,13 @@ def test_cli_trains_with_a_float_twin_teacher(tmp_path):
         (["--phase1-epochs", "0", "--phase2-epochs", "0"], "at least one epoch"),
         (["--init-from-teacher"], "--init-from-teacher needs --teacher float-twin"),
         (["--dataset", "cifar10", "--data-dir", "{tmp}/empty"], "cifar10 not found"),
+        (["--dataset", "folder:{tmp}/photos"], "image folder {tmp}/photos does not exist"),
+        (["--image-size", "32"], "--image-size is for --dataset folder:PATH only"),
     ],
 )
 def test_bad_flags_and_missing_data_give_one_line(tmp_path, arguments, message):
     arguments = [a.replace("{tmp}", str(tmp_path)) for a in arguments]
+    message = message.replace("{tmp}", str(tmp_path))
     command = [sys.executable, "-m", "bcnn_keras.train", "--output-dir", str(tmp_path / "out"), *arguments]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert result.returncode == 2
@@ -414,7 +418,7 @@ def test_two_workers_write_one_run_and_resume_after_a_worker_is_killed(tmp_path)
     records = _history(output_dir)
     assert [r["epoch"] for r in records] == [0, 1, 2] and [r["phase"] for r in records] == [1, 2, 2]
     assert sorted(os.listdir(output_dir)) == sorted(
-        ["config.json", "model.keras", "history.json", "training.png", "checkpoints", "logs", "teacher"]
+        ["config.json", "model.keras", "classes.json", "history.json", "training.png", "checkpoints", "logs", "teacher"]
         + (["backup"] if (output_dir / "backup").exists() else [])
     )
     assert sorted(os.listdir(output_dir / "checkpoints")) == ["epoch_001.keras", "epoch_002.keras", "epoch_003.keras"]
@@ -422,3 +426,62 @@ def test_two_workers_write_one_run_and_resume_after_a_worker_is_killed(tmp_path)
     assert bcnn_keras.get_phase(tf.keras.models.load_model(output_dir / "model.keras")) == 2
     leftovers = [p for p in output_dir.rglob("*") if "partial" in p.name or "workertemp" in p.name]
     assert not leftovers
+
+
+def _folder_train_command(folder, output_dir, *extra):
+    return [
+        sys.executable, "-m", "bcnn_keras.train", "--dataset", f"folder:{folder}", "--width-multiplier", "0.125",
+        "--batch-size", "8", "--phase1-epochs", "1", "--phase2-epochs", "1", "--output-dir", str(output_dir),
+        "--verbose", "2", *extra,
+    ]
+
+
+def test_a_bad_image_folder_gives_exactly_one_line(tmp_path):
+    folder = write_image_folder(str(tmp_path / "photos"), per_class=2)
+    write_image_folder(folder, per_class=1, mode="L", patterns=("vertical",))  # vertical/000.png turns grey
+    result = subprocess.run(
+        _folder_train_command(folder, tmp_path / "run"), capture_output=True, text=True, cwd=REPO, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},  # keeps TensorFlow's import-time C++ lines off stderr
+    )
+    assert result.returncode == 2 and result.stderr.splitlines() == [
+        f"error: mixed grey and RGB images: {folder}/vertical/000.png is grey, {folder}/checkers/000.png is RGB; "
+        "convert them all to one"
+    ], result.stderr
+    assert not (tmp_path / "run").exists()  # the folder is checked before anything is written
+
+
+def test_train_on_an_image_folder_then_export_then_predict_end_to_end(tmp_path):
+    """Your own images: the training CLI on a folder, the exporter verifying on its test split,
+    then `bcnn_keras.predict` with the class names the run saved."""
+    folder = write_image_folder(str(tmp_path / "photos"), suffix=".jpg")
+    run = tmp_path / "run"
+    train = subprocess.run(_folder_train_command(folder, run), capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert train.returncode == 0, train.stdout[-2000:] + train.stderr[-2000:]
+    assert json.loads((run / "classes.json").read_text()) == sorted(CLASS_PATTERNS)  # the folder names, sorted
+    model = tf.keras.models.load_model(run / "model.keras")
+    assert model.input_shape == (None, 20, 20, 3) and model.output_shape == (None, 3)
+    export = subprocess.run(
+        # Six test images of a model trained for two tiny epochs: many of its pre-activations sit
+        # next to a sign threshold, where float rounding flips them, and one flip of six is 17 %.
+        # The parity of trained models is tested on Fashion-MNIST above.
+        [sys.executable, "export/to_tflite.py", str(run / "model.keras"), "-o", str(run / "model.tflite"),
+         "--verify", f"folder:{folder}", "--parity-threshold", "0.6", "--report", str(run / "report.json"),
+         "--latency-runs", "0"],
+        capture_output=True, text=True, cwd=REPO, timeout=900,
+    )
+    assert export.returncode == 0, export.stdout[-2000:] + export.stderr[-2000:]
+    report = json.loads((run / "report.json").read_text())
+    assert report["class_names"] == sorted(CLASS_PATTERNS) and report["binary_mac_fraction"] == 1.0
+    assert report["parity"]["samples"] == 6 and re.search(r"classes +3: checkers, horizontal, vertical", export.stdout)
+    image = tmp_path / "new.png"
+    from PIL import Image
+
+    Image.fromarray(pattern_image("vertical", size=40, seed=7)).save(image)  # another size: resized
+    predict = subprocess.run(
+        [sys.executable, "-m", "bcnn_keras.predict", str(run / "model.tflite"), str(image), "--top-k", "2"],
+        capture_output=True, text=True, cwd=REPO, timeout=300,
+    )
+    assert predict.returncode == 0, predict.stderr[-2000:]
+    lines = predict.stdout.splitlines()
+    assert len(lines) == 3 and lines[0].startswith(f"{image}  ") and lines[0].endswith(" ms")
+    assert all(line.split()[1] in CLASS_PATTERNS for line in lines[1:]), predict.stdout

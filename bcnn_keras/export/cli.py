@@ -1,10 +1,11 @@
 """The exporter's command line (`python export/to_tflite.py` or `bcnn-export`).
 
     bcnn-export MODEL -o OUT.tflite [--target arm|xcore] [--report REPORT.json]
-        [--verify fashion_mnist|PATH.npz|random] [--allow-float]
+        [--verify fashion_mnist|folder:PATH|PATH.npz|random] [--allow-float]
 
 MODEL is a .keras file, an .h5 file or a SavedModel directory. The report is printed as a table
-(stdout) and, with --report, written as JSON. Any bad input or failed check prints one line
+(stdout) and, with --report, written as JSON; a `classes.json` next to MODEL (the training
+CLI writes one) puts the class names into the report. Any bad input or failed check prints one line
 "error: ..." on stderr, exits with 2 and leaves no file at OUT.
 
 This module imports only the standard library at the top: TensorFlow is imported after the
@@ -13,20 +14,16 @@ line. `export/to_tflite.py` runs this file without importing the package first.
 """
 
 import contextlib
-import logging
 import os
 import runpy
 import sys
-import warnings
 
 if __package__:  # imported as bcnn_keras.export.cli: the package is loaded already
-    from bcnn_keras.cli import EXIT_BAD_INPUT, OneLineParser
+    from bcnn_keras.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_UNEXPECTED, OneLineParser, fail, quiet_libraries
 else:  # run by path (export/to_tflite.py): the package's stdlib-only module, without the package
     _shared = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "cli.py"))
-    EXIT_BAD_INPUT, OneLineParser = _shared["EXIT_BAD_INPUT"], _shared["OneLineParser"]
-
-EXIT_UNEXPECTED = 1
-EXIT_INTERRUPTED = 130
+    EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_UNEXPECTED = (_shared[name] for name in ("EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_UNEXPECTED"))
+    OneLineParser, fail, quiet_libraries = _shared["OneLineParser"], _shared["fail"], _shared["quiet_libraries"]
 
 
 def parse_args(argv=None):
@@ -48,9 +45,10 @@ def parse_args(argv=None):
     parser.add_argument("--report", metavar="REPORT.json", help="also write the report as JSON")
     parser.add_argument(
         "--verify",
-        metavar="fashion_mnist|PATH.npz|random",
-        help="compare Keras and the LCE interpreter on this data: the Fashion-MNIST test split, an "
-        ".npz file with arrays x (and optional labels y), or random raw-pixel images",
+        metavar="fashion_mnist|folder:PATH|PATH.npz|random",
+        help="compare Keras and the LCE interpreter on this data: the Fashion-MNIST test split, the "
+        "test split of an image folder (as the training CLI splits it), an .npz file with arrays x "
+        "(and optional labels y), or random raw-pixel images",
     )
     parser.add_argument("--samples", type=int, default=1000, help="verification samples (default: 1000)")
     parser.add_argument(
@@ -81,15 +79,6 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def _quiet_libraries():
-    """Keeps TensorFlow's, Keras' and larq's logs and warnings off stderr (errors stay one line)."""
-    # Level 3: TensorFlow's import prints "E" lines (cuFFT/cuDNN registration) before any capture.
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    warnings.simplefilter("ignore")
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
-    logging.getLogger("absl").setLevel(logging.ERROR)
-
-
 def _export(export, loading, args):
     """Runs the export with library output captured (unless --verbose); returns the report."""
     with contextlib.nullcontext() if args.verbose else export.captured_stderr():
@@ -109,11 +98,6 @@ def _export(export, loading, args):
         )
 
 
-def _fail(message, status):
-    print(f"error: {' '.join(str(message).split())[:400]}", file=sys.stderr)
-    return status
-
-
 def main(argv=None):
     """The CLI entry point; returns the exit status.
 
@@ -123,21 +107,21 @@ def main(argv=None):
     """
     args = parse_args(argv)
     if not args.verbose:
-        _quiet_libraries()
+        quiet_libraries()
     try:
         from bcnn_keras import export, loading
     except Exception as error:
-        return _fail(f"cannot import bcnn_keras ({type(error).__name__}: {error})", EXIT_UNEXPECTED)
+        return fail(f"cannot import bcnn_keras ({type(error).__name__}: {error})", EXIT_UNEXPECTED)
     try:
         report = _export(export, loading, args)
     except KeyboardInterrupt:
-        return _fail("interrupted", EXIT_INTERRUPTED)
+        return fail("interrupted", EXIT_INTERRUPTED)
     except (export.ExportError, loading.ModelFileError) as error:
-        return _fail(error, EXIT_BAD_INPUT)
+        return fail(error, EXIT_BAD_INPUT)
     except Exception as error:
         if args.verbose:
             raise
-        return _fail(f"unexpected {type(error).__name__}: {error} (rerun with --verbose)", EXIT_UNEXPECTED)
+        return fail(f"unexpected {type(error).__name__}: {error} (rerun with --verbose)", EXIT_UNEXPECTED)
     print(export.format_report(report))
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)

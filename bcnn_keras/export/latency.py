@@ -9,6 +9,20 @@ import numpy as np
 import bcnn_keras  # noqa: F401  (used by the examples)
 
 
+def lce_interpreter(flatbuffer, threads=1, *, indirect_bgemm=True, xnnpack=False):
+    """LCE's interpreter on a flatbuffer, by default with 1 thread and the indirect BGEMM kernel
+    (the default x86 kernel is a slow reference path).
+
+    Example:
+        >>> from bcnn_keras.export import convert
+        >>> lce_interpreter(convert(bcnn_keras.BCNN18())).input_shapes
+        [(1, 224, 224, 3)]
+    """
+    return lce.testing.Interpreter(
+        flatbuffer, num_threads=threads, use_indirect_bgemm=indirect_bgemm, use_xnnpack=xnnpack
+    )
+
+
 def latency_x86(
     flatbuffer, runs=20, warmup=3, *, threads=1, indirect_bgemm=True, xnnpack=False, keep_timings=False
 ):
@@ -24,9 +38,7 @@ def latency_x86(
         >>> latency_x86(convert(bcnn_keras.BCNN18()))["median_ms"]
     """
     runs = max(10, int(runs))
-    interpreter = lce.testing.Interpreter(
-        flatbuffer, num_threads=threads, use_indirect_bgemm=indirect_bgemm, use_xnnpack=xnnpack
-    )
+    interpreter = lce_interpreter(flatbuffer, threads, indirect_bgemm=indirect_bgemm, xnnpack=xnnpack)
     inputs = [np.zeros(shape, dtype) for shape, dtype in zip(interpreter.input_shapes, interpreter.input_types)]
     sample = inputs[0] if len(inputs) == 1 else inputs
     for _ in range(warmup):

@@ -4,7 +4,7 @@ import contextlib
 import os
 from typing import NamedTuple
 
-from bcnn_keras import layers, loading
+from bcnn_keras import data, layers, loading
 from bcnn_keras.export.census import census, cross_check
 from bcnn_keras.export.convert import TARGETS, convert_with_diagnostics
 from bcnn_keras.export.errors import ExportError
@@ -18,6 +18,7 @@ from bcnn_keras.export.verify import checked_parity, parity_failure, verificatio
 
 
 class _Options(NamedTuple):
+    class_names: object
     target: str
     verify: object
     allow_float: bool
@@ -41,6 +42,7 @@ def export(
     report_path=None,
     safe_mode=True,
     custom_objects=None,
+    class_names=None,
 ):
     """Exports a Keras model (or model file) to a bit-packed LCE flatbuffer; returns the `Report`.
 
@@ -53,6 +55,10 @@ def export(
     stores Python code (a `Lambda`) is refused unless `safe_mode=False`; `custom_objects` maps
     names of unregistered classes and functions in the file to their objects.
 
+    The report's `class_names` are `class_names` if given, else those of a `classes.json` next to
+    the model file (a JSON list of strings, one per output, as the training CLI writes it); a
+    malformed file is an `ExportError`.
+
     A bcnn_keras model in training phase 1 is exported in phase 2, with a warning; a model passed
     in keeps its phase (it is switched only while the export runs).
 
@@ -62,6 +68,7 @@ def export(
         (1.0, True)
     """
     options = _Options(
+        class_names,
         target, verify, allow_float, parity_threshold, samples, latency_runs, safe_mode, custom_objects or {}
     )
     _check_options(options)
@@ -104,14 +111,16 @@ def _phases_kept(model):
 def _export(model_or_path, output_path, options):
     with atomic_output(output_path) as temporary:
         source, model, notes = _load(model_or_path, options)
+        model_file = source if isinstance(model_or_path, (str, os.PathLike)) else None
         with _phases_kept(model):
-            return _export_loaded(source, model, notes, output_path, temporary, options)
+            return _export_loaded(source, model_file, model, notes, output_path, temporary, options)
 
 
-def _export_loaded(source, model, notes, output_path, temporary, options):
+def _export_loaded(source, model_file, model, notes, output_path, temporary, options):
     model, preparation_notes = prepare_in_place(model)
     notes += preparation_notes
     check_model(model)
+    class_names = _class_names(model_file, model, options.class_names)
     # Loaded before converting, so that bad verification data fails fast.
     data = None
     if options.verify is not None:
@@ -124,6 +133,7 @@ def _export_loaded(source, model, notes, output_path, temporary, options):
     report = Report.from_census(
         source, output_path, options.target, result, classification.findings, notes + diagnostics
     )
+    report.class_names = class_names
     with open(temporary, "wb") as file:
         file.write(flatbuffer)
     if data is not None:
@@ -134,6 +144,26 @@ def _export_loaded(source, model, notes, output_path, temporary, options):
         report.latency_x86 = latency_x86(flatbuffer, runs=options.latency_runs)
         report.latency_ms_x86 = report.latency_x86["median_ms"]
     return report
+
+
+def _class_names(model_file, model, given):
+    """The given class names, else those in `classes.json` next to `model_file` (None without
+    one, or without a file), checked against the model's output size."""
+    classes = int(model.outputs[0].shape[-1])
+    if given is not None:
+        names = list(given)
+        if len(names) != classes or not all(isinstance(name, str) for name in names):
+            raise ExportError(f"class_names must be {classes} strings, one per output, got {len(names)} items")
+        return names
+    if model_file is None:
+        return None
+    path = os.path.join(os.path.dirname(os.path.abspath(model_file)), data.CLASS_NAMES_FILE)
+    if not os.path.exists(path):
+        return None
+    try:
+        return data.read_class_names(path, classes)
+    except ValueError as error:
+        raise ExportError(error) from error
 
 
 def _load(model_or_path, options):

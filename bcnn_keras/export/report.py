@@ -50,6 +50,7 @@ class Report:
     rewritten_layers: list  # [{"layer", "reason"}]
     warnings: list
     parity: dict | None = None  # see verify.checked_parity; None without verification data
+    class_names: list | None = None  # from classes.json next to the model file; None if there is none
     latency_ms_x86: float | None = None
     latency_x86: dict | None = None  # see latency.latency_x86
     versions: dict
@@ -157,6 +158,7 @@ def format_report(report):
         ("ops", ", ".join(f"{name} {count}" for name, count in report.ops.items())),
         ("float layers", "; ".join(f"{f['layer']} ({f['reason']})" for f in report.float_layers) or "none"),
         ("rewritten layers", ", ".join(f["layer"] for f in report.rewritten_layers) or "none"),
+        ("classes", _classes_line(report.class_names)),
         ("parity", _parity_line(report.parity)),
         ("latency (x86)", _latency_line(report.latency_x86)),
     ]
@@ -177,6 +179,14 @@ def _count(value):
         if value >= scale:
             return f"{value / scale:.2f} {unit}"
     return str(value)
+
+
+def _classes_line(class_names, shown=5):
+    if not class_names:
+        return "no names (no classes.json next to the model)"
+    names = ", ".join(class_names[:shown])
+    more = f", ... (+{len(class_names) - shown})" if len(class_names) > shown else ""
+    return f"{len(class_names)}: {names}{more}"
 
 
 def _parity_line(parity):

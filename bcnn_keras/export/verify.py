@@ -2,20 +2,22 @@
 
 import os
 
-import larq_compute_engine as lce
 import numpy as np
 import tensorflow as tf
 
-from bcnn_keras import loading
+from bcnn_keras import data, loading
 from bcnn_keras.data import DatasetNotFoundError, load_fashion_mnist_arrays
 from bcnn_keras.export.errors import ExportError
+from bcnn_keras.export.latency import lce_interpreter
 
 
 def verification_data(source, input_shape, samples=1000, seed=0):
     """`(x, y or None, description)`: at most `samples` inputs to compare Keras and LCE on.
 
-    `source` is `"random"` (raw pixels 0..255), `"fashion_mnist"` (the test split), the path of
-    a `.npz` file with arrays `x` and optionally `y` (labels or one-hot), or an `(x, y)` tuple.
+    `source` is `"random"` (raw pixels 0..255), `"fashion_mnist"` (the test split),
+    `"folder:PATH"` (the test split of an image folder, as the training CLI makes it by default,
+    resized to the model's input), the path of a `.npz` file with arrays `x` and optionally `y`
+    (labels or one-hot), or an `(x, y)` tuple.
 
     Example:
         >>> x, y, about = verification_data("random", (28, 28, 1), samples=10)
@@ -30,10 +32,12 @@ def verification_data(source, input_shape, samples=1000, seed=0):
         x, y, about = rng.uniform(0, 255, (samples, *input_shape)).astype("float32"), None, "random pixels 0..255"
     elif source == "fashion_mnist":
         (x, y), about = _fashion_mnist_test(), "fashion_mnist test split"
+    elif data.is_folder(source):
+        (x, y), about = _folder_test(source, input_shape, samples), f"{source} test split"
     elif str(source).endswith(".npz"):
         (x, y), about = _load_npz(source), os.path.basename(str(source))
     else:
-        raise ExportError(f"verification data must be fashion_mnist, random or a .npz path, got {source!r}")
+        raise ExportError(f"verification data must be fashion_mnist, folder:PATH, random or a .npz path, got {source!r}")
     x = np.asarray(x)
     if x.ndim == 0:
         raise ExportError(f"verification inputs ({about}) must be an array of inputs, got a scalar")
@@ -69,7 +73,7 @@ def parity(model, flatbuffer, x, y=None):
         raise ExportError("parity needs a model with one input and one output")
     x = np.asarray(x).astype(model.inputs[0].dtype.as_numpy_dtype)
     expected = _keras_outputs(model, x).reshape(len(x), -1)
-    interpreter = lce.testing.Interpreter(flatbuffer, num_threads=os.cpu_count() or 1, use_indirect_bgemm=True)
+    interpreter = lce_interpreter(flatbuffer, threads=os.cpu_count() or 1)
     actual = np.asarray(interpreter.predict(x)).reshape(len(x), -1)
     difference = np.abs(expected.astype("float64") - actual)
     result = {
@@ -106,6 +110,16 @@ def _fashion_mnist_test():
     try:
         return load_fashion_mnist_arrays("test")
     except DatasetNotFoundError as error:
+        raise ExportError(error) from error
+
+
+def _folder_test(source, input_shape, samples):
+    """The test split of an image folder (the training CLI's default split), resized to the
+    model's input: `(x, y)`; a folder of another channel count fails the caller's shape check."""
+    try:
+        dataset = data.make_dataset(source, "test", samples, image_size=input_shape[:2], limit=samples)
+        return next(iter(dataset.as_numpy_iterator()))
+    except (DatasetNotFoundError, ValueError) as error:
         raise ExportError(error) from error
 
 
