@@ -8,7 +8,7 @@ Datasets:
   `ILSVRC2012_img_train.tar` and `ILSVRC2012_img_val.tar`.
 
 Example:
-    >>> train = make_dataset("fashion_mnist", "train", batch_size=128, seed=0)
+    >>> train = make_dataset("fashion_mnist", "train", batch_size=128, seed=0, limit=256)
     >>> images, labels = next(iter(train))
     >>> images.shape, images.dtype
     (TensorShape([128, 28, 28, 1]), tf.float32)
