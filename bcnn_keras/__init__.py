@@ -5,7 +5,7 @@ the downsampling shortcuts and the classifier, is 1-bit weights x 1-bit activati
 
 Example:
     >>> import bcnn_keras
-    >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10)
+    >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25)
     >>> bcnn_keras.get_phase(model)
     2
 """

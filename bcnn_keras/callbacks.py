@@ -35,10 +35,14 @@ class TwoStepTraining(tf.keras.callbacks.Callback):
     callbacks list so that they record them (`History` always does).
 
     Example:
-        >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10)
+        >>> images = np.random.default_rng(0).uniform(0, 255, (4, 28, 28, 1)).astype("float32")
+        >>> train = tf.data.Dataset.from_tensor_slices((images, [0, 1, 2, 3])).batch(4)
+        >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25)
         >>> model.compile(tf.keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
-        >>> two_step = bcnn_keras.callbacks.TwoStepTraining(phase1_epochs=3, phase2_epochs=3)
-        >>> model.fit(train, epochs=two_step.epochs, callbacks=[two_step])
+        >>> two_step = bcnn_keras.callbacks.TwoStepTraining(phase1_epochs=1, phase2_epochs=1)
+        >>> history = model.fit(train, epochs=two_step.epochs, callbacks=[two_step], verbose=0)
+        >>> history.history["phase"]
+        [1, 2]
     """
 
     def __init__(

@@ -9,7 +9,7 @@ Datasets:
 - `folder:PATH`: your own PNG and JPEG images, one subfolder per class (see `scan_image_folder`).
 
 Example:
-    >>> train = make_dataset("fashion_mnist", "train", batch_size=128, seed=0)
+    >>> train = make_dataset("fashion_mnist", "train", batch_size=128, seed=0, limit=256)
     >>> images, labels = next(iter(train))
     >>> images.shape, images.dtype
     (TensorShape([128, 28, 28, 1]), tf.float32)

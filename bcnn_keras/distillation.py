@@ -41,7 +41,7 @@ class DistributionalLoss(tf.keras.losses.Loss):
     Example:
         >>> loss = DistributionalLoss()
         >>> float(loss(tf.constant([[0.2, 0.8]]), tf.constant([[0.2, 0.8]])))  # entropy of (0.2, 0.8)
-        0.5004024...
+        0.500402...
     """
 
     def __init__(self, from_logits=False, name="distributional_loss", **kwargs):
@@ -65,11 +65,13 @@ class Distiller(tf.keras.Model):
     `data.make_dataset(..., teacher=teacher)` makes them; the teacher then does not run per step.
 
     Example:
-        >>> teacher = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, binary=False)
-        >>> student = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10)
+        >>> images = np.random.default_rng(0).uniform(0, 255, (4, 28, 28, 1)).astype("float32")
+        >>> train = tf.data.Dataset.from_tensor_slices((images, [0, 1, 2, 3])).batch(4)
+        >>> teacher = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25, binary=False)
+        >>> student = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25)
         >>> distiller = Distiller(student, teacher, alpha=1.0)
         >>> distiller.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-        >>> distiller.fit(train, epochs=2)
+        >>> history = distiller.fit(train, epochs=1, verbose=0)
         >>> distiller.student.save("student.keras")
     """
 

@@ -448,7 +448,7 @@ def set_phase(model, phase):
     """Puts every `PhasedSign` kernel quantizer of `model` into `phase` (1 or 2).
 
     Example:
-        >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10)
+        >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25)
         >>> bcnn_keras.set_phase(model, 1); bcnn_keras.get_phase(model)
         1
     """
@@ -464,7 +464,7 @@ def get_phase(model):
     """The training phase of `model`: 1 (real weights) or 2 (binary weights).
 
     Example:
-        >>> bcnn_keras.get_phase(bcnn_keras.BCNN18(input_shape=(32, 32, 3), classes=10))
+        >>> bcnn_keras.get_phase(bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25))
         2
     """
     quantizers = _phased_quantizers(model)

@@ -8,7 +8,8 @@ the caller passes `safe_mode=False` (the CLIs' `--unsafe-load`). What this does 
 SavedModel's graph may hold any TensorFlow op, file I/O included, which runs when the model runs.
 
 Example:
-    >>> model = load_model("runs/fashion_mnist/model.keras")
+    >>> tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)]).save("model.keras")
+    >>> model = load_model("model.keras")
 """
 
 import importlib
@@ -153,6 +154,7 @@ def import_custom_objects(module):
 
     Example:
         >>> import_custom_objects("larq_zoo")  # registers larq-zoo's layers and quantizers
+        {}
     """
     try:
         if module.endswith(".py"):
@@ -190,7 +192,8 @@ def load_model(path, *, safe_mode=True, custom_objects=None):
     line.
 
     Example:
-        >>> model = load_model("runs/fashion_mnist/model.keras")
+        >>> tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)]).save("model.keras")
+        >>> model = load_model("model.keras")
     """
     path = os.fspath(path)
     layers_with_code = stored_code_layers(path)

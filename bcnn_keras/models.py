@@ -274,7 +274,7 @@ def BCNN18(
     """A fully binary ResNet-18: every conv and the classifier are 1-bit x 1-bit.
 
     Example:
-        >>> model = bcnn_keras.BCNN18(input_shape=(32, 32, 3), classes=10)
+        >>> model = bcnn_keras.BCNN18(input_shape=(32, 32, 3), classes=10, width_multiplier=0.25)
         >>> model.output_shape
         (None, 10)
         >>> trained = bcnn_keras.BCNN18(weights="fashion_mnist")  # 28x28x1, 10 classes
@@ -331,8 +331,8 @@ def initialize_from_float_twin(model, float_twin):
     constraint (larq's weight clip).
 
     Example:
-        >>> twin = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, binary=False)
-        >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10)
+        >>> twin = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25, binary=False)
+        >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25)
         >>> initialize_from_float_twin(model, twin)
     """
     def mismatch(detail):
@@ -369,6 +369,7 @@ def custom_objects():
     loader insists on an explicit scope.
 
     Example:
+        >>> tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)]).save("model.h5")
         >>> model = tf.keras.models.load_model("model.h5", custom_objects=bcnn_keras.custom_objects())
     """
     return {

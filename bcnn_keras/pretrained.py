@@ -124,6 +124,8 @@ def load_binary_weights(model, path, sha256=None):
     shape; a file that does not fit raises `ValueError` naming the first difference.
 
     Example:
+        >>> trained = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25)
+        >>> save_binary_weights(trained, "bcnn18.npz")
         >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25)
         >>> load_binary_weights(model, "bcnn18.npz")
     """

@@ -261,7 +261,10 @@ def main(argv=None):
     """The CLI entry point; returns the exit status.
 
     Example:
-        >>> main(["model.tflite", "--android", "--report", "report.json"])
+        >>> _ = open("model.tflite", "wb").write(b"TFL3")  # stands in for an exported model
+        >>> main(["model.tflite", "--android", "--dry-run"])
+        adb push model.tflite /data/local/tmp/model.tflite
+        adb shell '/data/local/tmp/lce_benchmark_model --graph=/data/local/tmp/model.tflite --num_threads=1 ...'
         0
     """
     args = parse_args(argv)

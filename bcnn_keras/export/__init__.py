@@ -20,7 +20,8 @@ module's other names come from `from bcnn_keras.export.<name> import ...`.
 
 Example:
     >>> from bcnn_keras import export
-    >>> report = export.export("model.keras", "model.tflite", verify="fashion_mnist")
+    >>> tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)]).save("model.keras")
+    >>> report = export.export("model.keras", "model.tflite", verify="random")
 """
 
 from bcnn_keras.export import loading

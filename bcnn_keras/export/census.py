@@ -19,6 +19,9 @@ def read_flatbuffer(flatbuffer):
     """Parses a `.tflite` flatbuffer (bytes) into TFLite's object API (`schema.ModelT`).
 
     Example:
+        >>> from bcnn_keras.export import convert
+        >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
+        >>> flatbuffer = convert(model)
         >>> len(read_flatbuffer(flatbuffer).subgraphs)
         1
     """
@@ -29,9 +32,11 @@ def op_name(model_t, operator):
     """The op type of `operator`: the custom code for LCE ops, else the builtin name.
 
     Example:
-        >>> model_t = read_flatbuffer(flatbuffer)
+        >>> from bcnn_keras.export import convert
+        >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
+        >>> model_t = read_flatbuffer(convert(model))
         >>> op_name(model_t, model_t.subgraphs[0].operators[0])
-        'SUB'
+        'LceQuantize'
     """
     code = model_t.operatorCodes[operator.opcodeIndex]
     if code.customCode:
@@ -44,8 +49,9 @@ def op_counts(flatbuffer):
 
     Example:
         >>> from bcnn_keras.export import convert
-        >>> op_counts(convert(bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10)))["LceBconv2d"]
-        18
+        >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
+        >>> op_counts(convert(model))
+        Counter({'LceQuantize': 1, 'LceBconv2d': 1})
     """
     model_t = read_flatbuffer(flatbuffer)
     return collections.Counter(op_name(model_t, op) for op in model_t.subgraphs[0].operators)
@@ -56,7 +62,9 @@ def predicted_size_bytes(model):
     cannot profile the model.
 
     Example:
-        >>> predicted_size_bytes(bcnn_keras.BCNN18())  # about 1.4 MB
+        >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
+        >>> predicted_size_bytes(model)  # 3 x 3 x 32 x 8 one-bit weights
+        288
     """
     try:
         return int(round(lq.models.ModelProfile(model).memory / 8))
@@ -74,7 +82,8 @@ def census(flatbuffer, model=None):
 
     Example:
         >>> from bcnn_keras.export import convert
-        >>> census(convert(bcnn_keras.BCNN18()))["binary_mac_fraction"]
+        >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
+        >>> census(convert(model))["binary_mac_fraction"]
         1.0
     """
     model_t = read_flatbuffer(flatbuffer)

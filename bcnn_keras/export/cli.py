@@ -102,7 +102,13 @@ def main(argv=None):
     """The CLI entry point; returns the exit status.
 
     Example:
+        >>> tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)]).save("model.keras")
         >>> main(["model.keras", "-o", "model.tflite", "--verify", "random"])
+        model             model.keras
+        output            model.tflite (target arm)
+        ...
+        binary MAC share  100.00% (binary 147.46 k, float 0 MACs)
+        ...
         0
     """
     args = parse_args(argv)

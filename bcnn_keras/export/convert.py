@@ -25,9 +25,11 @@ def convert(model, target="arm"):
 
     Example:
         >>> from bcnn_keras.export import op_counts
-        >>> flatbuffer = convert(bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10))
-        >>> op_counts(flatbuffer)["LceBconv2d"]
-        18
+        >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
+        >>> bcnn_keras.set_phase(model, 1)
+        >>> flatbuffer = convert(model)
+        >>> op_counts(flatbuffer)["LceBconv2d"], bcnn_keras.get_phase(model)
+        (1, 1)
     """
     return convert_with_diagnostics(in_phase_2(model), target)[0]
 
@@ -65,8 +67,9 @@ def captured_stderr():
     The captured text is in `.text` after the block.
 
     Example:
+        >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
         >>> with captured_stderr() as log:
-        ...     flatbuffer = convert(bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10))
+        ...     flatbuffer = convert(model)
         >>> "error:" in log.text
         False
     """

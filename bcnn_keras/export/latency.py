@@ -35,7 +35,10 @@ def latency_x86(
 
     Example:
         >>> from bcnn_keras.export import convert
-        >>> latency_x86(convert(bcnn_keras.BCNN18()))["median_ms"]
+        >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
+        >>> latency = latency_x86(convert(model))
+        >>> latency["runs"], latency["median_ms"] > 0
+        (20, True)
     """
     runs = max(10, int(runs))
     interpreter = lce_interpreter(flatbuffer, threads, indirect_bgemm=indirect_bgemm, xnnpack=xnnpack)

@@ -71,7 +71,8 @@ def classify_layers(model, target="arm"):
     """Classifies every layer of `model` once, for `lint`, `rewrite` and the cross-check.
 
     Example:
-        >>> classification = classify_layers(bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10))
+        >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25)
+        >>> classification = classify_layers(model)
         >>> classification.findings, len(classification.binary_layers)
         ([], 18)
     """
@@ -91,7 +92,7 @@ def lint(model, target="arm"):
     """Lists every layer LCE would not lower to a plain binary op (`Finding`s), with the reason.
 
     Example:
-        >>> lint(bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10))
+        >>> lint(bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25))
         []
     """
     return classify_layers(model, target).findings
@@ -101,7 +102,7 @@ def binary_layers(model, target="arm"):
     """The layers of `model` that LCE lowers to `LceBconv2d` (directly or after a rewrite).
 
     Example:
-        >>> len(binary_layers(bcnn_keras.BCNN18()))
+        >>> len(binary_layers(bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25)))
         18
     """
     return classify_layers(model, target).binary_layers

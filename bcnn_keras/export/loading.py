@@ -24,7 +24,8 @@ def load_model(path, *, safe_mode=True, custom_objects=None):
     `safe_mode=False`.
 
     Example:
-        >>> model = load_model("runs/fashion_mnist/model.keras")
+        >>> tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)]).save("model.keras")
+        >>> model = load_model("model.keras")
     """
     try:
         return loading.load_model(path, safe_mode=safe_mode, custom_objects=custom_objects)
@@ -65,7 +66,8 @@ def prepare_in_place(model):
     same function under its earlier name.
 
     Example:
-        >>> model, notes = prepare_in_place(bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10))
+        >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
+        >>> model, notes = prepare_in_place(model)
         >>> notes
         []
     """
@@ -94,7 +96,7 @@ def in_phase_2(model):
     its phase.
 
     Example:
-        >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10)
+        >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
         >>> bcnn_keras.set_phase(model, 1)
         >>> bcnn_keras.get_phase(in_phase_2(model)), bcnn_keras.get_phase(model)
         (2, 1)
@@ -162,7 +164,8 @@ def check_model(model):
     """Raises `ExportError` unless every input has a fixed size and every weight is finite.
 
     Example:
-        >>> check_model(bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10))
+        >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
+        >>> check_model(model)
     """
     if not model.inputs:
         raise ExportError(f"model {model.name!r} has no known inputs: build or call it once before exporting")

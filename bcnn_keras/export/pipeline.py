@@ -63,7 +63,8 @@ def export(
     in keeps its phase (it is switched only while the export runs).
 
     Example:
-        >>> report = export("model.keras", "model.tflite", verify="fashion_mnist")
+        >>> bcnn_keras.BCNN18(weights="fashion_mnist").save("model.keras")
+        >>> report = export("model.keras", "model.tflite", verify="fashion_mnist", samples=100)
         >>> report["binary_mac_fraction"], report["parity"]["top1_agreement"] >= 0.995
         (1.0, True)
     """

@@ -31,6 +31,9 @@ class Report:
     appear only once they are set.
 
     Example:
+        >>> from bcnn_keras.export import export
+        >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
+        >>> _ = export(model, "model.tflite", report_path="report.json")
         >>> report = Report.from_json(open("report.json").read())
         >>> report.binary_mac_fraction == report["binary_mac_fraction"]
         True
@@ -124,6 +127,7 @@ def write_report(report, path):
 
     Example:
         >>> from bcnn_keras.export import export
+        >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
         >>> write_report(export(model, "model.tflite"), "report.json")
     """
     report = _as_report(report)
@@ -137,7 +141,14 @@ def format_report(report):
 
     Example:
         >>> from bcnn_keras.export import export
+        >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
         >>> print(format_report(export(model, "model.tflite")))
+        model             tiny
+        output            model.tflite (target arm)
+        ...
+        binary MAC share  100.00% (binary 147.46 k, float 0 MACs)
+        ops               LceQuantize 1, LceBconv2d 1
+        ...
     """
     report = _as_report(report)
     fraction = report.binary_mac_fraction

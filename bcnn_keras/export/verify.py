@@ -66,6 +66,8 @@ def parity(model, flatbuffer, x, y=None):
 
     Example:
         >>> from bcnn_keras.export import convert
+        >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
+        >>> x, _, _ = verification_data("random", (8, 8, 32), samples=10)
         >>> parity(model, convert(model), x)["top1_agreement"]
         1.0
     """
