@@ -133,8 +133,10 @@ def image_header(path):
     """`((height, width), channels)` of an image file, from its header only.
 
     Example:
-        >>> image_header("photos/cat/1.png")
-        ((20, 20), 3)
+        >>> from PIL import Image
+        >>> Image.new("RGB", (30, 20)).save("cat.png")  # 30 wide, 20 high
+        >>> image_header("cat.png")
+        ((20, 30), 3)
     """
     with _open_image(path) as image:
         return (image.height, image.width), image_channels(image)
@@ -149,7 +151,9 @@ def read_image(path, size=None, channels=None):
     Training (`make_dataset` on a folder) and `bcnn_keras.predict` both read images with it.
 
     Example:
-        >>> read_image("photos/cat/1.png", size=(32, 32)).shape
+        >>> from PIL import Image
+        >>> Image.new("RGB", (20, 20)).save("cat.png")
+        >>> read_image("cat.png", size=(32, 32)).shape
         (32, 32, 3)
     """
     with _open_image(path) as image:
@@ -280,6 +284,11 @@ def scan_image_folder(path, validation_split=None, split_seed=0):
     unreadable image or mixed grey and RGB images.
 
     Example:
+        >>> from PIL import Image
+        >>> for label in ("cat", "dog"):
+        ...     os.makedirs(f"photos/{label}")
+        ...     for i in range(25):
+        ...         Image.new("RGB", (20, 20), (10 * i, 0, 0)).save(f"photos/{label}/{i}.png")
         >>> folder = scan_image_folder("photos")
         >>> folder.class_names, folder.channels, len(folder.files["test"])
         (('cat', 'dog'), 3, 10)
@@ -341,8 +350,9 @@ def read_class_names(path, classes=None):
     `class_names`) works too. Anything else raises `ValueError` with one line.
 
     Example:
-        >>> read_class_names("runs/fmnist/classes.json", 10)[0]
-        'T-shirt/top'
+        >>> write_class_names("classes.json", ["cat", "dog"])
+        >>> read_class_names("classes.json", 2)
+        ['cat', 'dog']
     """
     try:
         with open(path, "rb") as stream:

@@ -48,8 +48,9 @@ def read_bitpacked_model(path):
     """The bytes of a `.tflite` file, checked: a readable TFLite flatbuffer with LCE ops.
 
     Example:
-        >>> len(read_bitpacked_model("runs/demo/model.tflite")) > 0
-        True
+        >>> shipped = bcnn_keras.pretrained.SHIPPED[("BCNN18", "fashion_mnist")]
+        >>> len(read_bitpacked_model(shipped.tflite_path))
+        147116
     """
     if not os.path.isfile(path):
         raise PredictError(f"{path}: no such file")
@@ -86,7 +87,8 @@ def class_names_for(model_path, classes_path, classes):
     """The class names: from `classes_path`, else `classes.json` next to the model, else None.
 
     Example:
-        >>> class_names_for("runs/fmnist/model.tflite", None, 10)[:2]
+        >>> shipped = bcnn_keras.pretrained.SHIPPED[("BCNN18", "fashion_mnist")]
+        >>> class_names_for(shipped.tflite_path, None, 10)[:2]
         ['T-shirt/top', 'Trouser']
     """
     if classes_path is None:
@@ -119,9 +121,13 @@ def classify(model_path, image_paths, *, top_k=3, classes_path=None):
     `score`, best first). Raises `PredictError` with one line.
 
     Example:
-        >>> result = classify("runs/demo/model.tflite", ["shoe.png"], top_k=1)[0]
+        >>> from PIL import Image
+        >>> images, labels = bcnn_keras.data.load_fashion_mnist_arrays("test")
+        >>> Image.fromarray(images[0, ..., 0]).save("boot.png")  # test image 0, an ankle boot
+        >>> shipped = bcnn_keras.pretrained.SHIPPED[("BCNN18", "fashion_mnist")]
+        >>> result = classify(shipped.tflite_path, ["boot.png"], top_k=1)[0]
         >>> result["top"][0]["name"], result["time_ms"] > 0
-        ('Sneaker', True)
+        ('Ankle boot', True)
     """
     if top_k < 1:
         raise PredictError(f"--top-k must be >= 1, got {top_k}")
@@ -187,7 +193,13 @@ def main(argv=None):
     """The CLI entry point; returns the exit status.
 
     Example:
-        >>> main(["runs/demo/model.tflite", "shoe.png", "--top-k", "1"])
+        >>> from PIL import Image
+        >>> images, labels = bcnn_keras.data.load_fashion_mnist_arrays("test")
+        >>> Image.fromarray(images[0, ..., 0]).save("boot.png")
+        >>> shipped = bcnn_keras.pretrained.SHIPPED[("BCNN18", "fashion_mnist")]
+        >>> main([str(shipped.tflite_path), "boot.png", "--top-k", "1"])
+        boot.png ... ms
+          1. Ankle boot ...
         0
     """
     args = build_parser().parse_args(argv)

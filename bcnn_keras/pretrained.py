@@ -3,9 +3,8 @@
 A model in phase 2 uses only the sign of each binary kernel, so a weights file stores those as
 packed bits (1 bit per weight, `np.packbits`) next to the float parameters (batch norm, RPReLU,
 thresholds). Loaded, every binary kernel holds -1/+1 latent weights: the same model in phase 2,
-bit for bit, at a twentieth of a Keras weights file. The shipped files sit in
-`bcnn_keras/pretrained/`, each with a JSON record of how it was trained; the checksum below is
-checked on every load.
+bit for bit, at a twentieth of a Keras weights file. Each shipped model has a folder in
+`bcnn_keras/pretrained/` (see `PretrainedWeights`).
 """
 
 import dataclasses
@@ -26,27 +25,42 @@ _SHAPE = "shape:"
 
 @dataclasses.dataclass(frozen=True)
 class PretrainedWeights:
-    """One shipped weights file: what it fits and what it reached.
+    """One shipped model: what it fits and what it reached, in its folder of `PRETRAINED_DIR`.
 
-    `architecture` holds the builder arguments the weights were trained with; `top1` is the
-    recorded top-1 on the data set's test split; `record` names the JSON file with the
-    training command and the export check.
+    The folder holds `weights.npz` (checked against `sha256` on every load), `record.json`
+    (the training command, accuracy and export check), `model.tflite` (its export, ready for
+    `bcnn_keras.predict`) and `classes.json` (the class names). `architecture` holds the builder
+    arguments the weights were trained with; `top1` is the recorded top-1 on the test split.
+
+    Example:
+        >>> shipped = SHIPPED[("BCNN18", "fashion_mnist")]
+        >>> shipped.tflite_path.name, round(shipped.top1, 4)
+        ('model.tflite', 0.9142)
     """
 
     preset: str
     dataset: str
-    file: str
+    folder: str
     sha256: str
     architecture: dict
     top1: float
-    record: str
 
     @property
     def path(self):
-        return PRETRAINED_DIR / self.file
+        return PRETRAINED_DIR / self.folder / "weights.npz"
+
+    @property
+    def tflite_path(self):
+        return PRETRAINED_DIR / self.folder / "model.tflite"
+
+    @property
+    def record(self):
+        """The training command, accuracy and export check (`record.json`)."""
+        with open(PRETRAINED_DIR / self.folder / "record.json") as stream:
+            return json.load(stream)
 
     def load_into(self, model):
-        """Loads the file into `model` after checking its checksum."""
+        """Loads the weights into `model` after checking their checksum."""
         load_binary_weights(model, self.path, sha256=self.sha256)
 
 
@@ -54,7 +68,7 @@ SHIPPED = {
     ("BCNN18", "fashion_mnist"): PretrainedWeights(
         preset="BCNN18",
         dataset="fashion_mnist",
-        file="bcnn18_fashion_mnist.npz",
+        folder="bcnn18_fashion_mnist",
         sha256="9ebb83830e4af4c5a3804a972639893ca9e193e9111934f419210b3620369868",
         architecture=dict(
             input_shape=(28, 28, 1),
@@ -65,7 +79,6 @@ SHIPPED = {
             stem_kernel_size=3,
         ),
         top1=0.9142,
-        record="bcnn18_fashion_mnist.json",
     ),
 }
 
@@ -187,9 +200,3 @@ def resolve(preset, arguments):
             )
         resolved[name] = recorded
     return resolved
-
-
-def record(shipped):
-    """The JSON record of a shipped file: training command, accuracy and export check."""
-    with open(PRETRAINED_DIR / shipped.record) as stream:
-        return json.load(stream)

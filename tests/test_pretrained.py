@@ -1,5 +1,6 @@
 """Shipped trained weights (`weights="fashion_mnist"`) and the packed weights format."""
 
+import hashlib
 import json
 import shutil
 
@@ -9,6 +10,7 @@ from helpers import random_images, randomize_statistics, small_bcnn18
 
 import bcnn_keras
 from bcnn_keras import pretrained
+from bcnn_keras.export.verify import parity
 
 SHIPPED = pretrained.SHIPPED[("BCNN18", "fashion_mnist")]
 
@@ -20,10 +22,21 @@ def test_shipped_weights_give_the_recorded_accuracy_on_the_10k_test_set():
     labels = np.concatenate([y for _, y in test])
     predictions = model.predict(test, verbose=0).argmax(axis=1)
     assert len(labels) == 10_000
-    record = pretrained.record(SHIPPED)
+    record = SHIPPED.record
     assert np.mean(predictions == labels) == pytest.approx(record["test_top1"]["keras"], abs=1e-4)
     assert SHIPPED.top1 == pytest.approx(record["test_top1"]["keras"], abs=1e-4)
     assert record["sha256"] == SHIPPED.sha256 and "bcnn_keras.train" in record["training_command"]
+
+
+def test_shipped_tflite_is_the_export_of_the_shipped_weights():
+    flatbuffer = SHIPPED.tflite_path.read_bytes()
+    recorded = SHIPPED.record["exported_tflite"]
+    assert hashlib.sha256(flatbuffer).hexdigest() == recorded["sha256"]
+    images, labels = bcnn_keras.data.load_fashion_mnist_arrays("test")
+    model = bcnn_keras.BCNN18(weights="fashion_mnist")
+    result = parity(model, flatbuffer, images[:1000].astype("float32"), labels[:1000])
+    assert result["top1_agreement"] >= 0.998
+    assert bcnn_keras.data.read_class_names(SHIPPED.tflite_path.parent / "classes.json", 10)[9] == "Ankle boot"
 
 
 def test_named_weights_fill_in_the_architecture_they_were_trained_with():
@@ -92,6 +105,6 @@ def test_damaged_or_foreign_weights_files_are_refused(tmp_path):
 
 
 def test_record_is_json_with_the_commands():
-    record = pretrained.record(SHIPPED)
+    record = SHIPPED.record
     json.dumps(record)
     assert record["architecture"]["width_multiplier"] == SHIPPED.architecture["width_multiplier"]

@@ -1,6 +1,7 @@
 """Conversion with LCE's SavedModel converter, with its errors and diagnostics caught."""
 
 import contextlib
+import logging
 import os
 import re
 import sys
@@ -43,7 +44,7 @@ def convert_with_diagnostics(model, target):
     (4x faster).
     """
     function = _serving_function(model)
-    with tempfile.TemporaryDirectory() as saved_model_dir, captured_stderr() as log:
+    with tempfile.TemporaryDirectory() as saved_model_dir, captured_stderr() as log, _without_info_logs():
         module = tf.Module()
         module.model_variables = list(model.variables)  # the SavedModel must track what the function captures
         tf.saved_model.save(module, saved_model_dir, signatures=function)
@@ -86,6 +87,19 @@ def captured_stderr():
             os.close(saved)
             sink.seek(0)
             capture.text = sink.read().decode(errors="replace")
+
+
+@contextlib.contextmanager
+def _without_info_logs():
+    """Holds back TensorFlow's Python INFO lines (such as "Assets written to" a temporary
+    SavedModel): they go to `sys.stderr`, which a notebook does not route through fd 2."""
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _serving_function(model):
