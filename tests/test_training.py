@@ -379,7 +379,7 @@ def _free_ports(count):
 
 
 def _start_cluster(output_dir, ports, log_dir):
-    """The README's multi-worker recipe on two local workers: the same command, one TF_CONFIG each."""
+    """The multi-worker recipe of docs/training.md on two local workers: the same command, one TF_CONFIG each."""
     command = _train_command(
         output_dir, "--strategy", "multiworker", "--batch-size", "32", "--train-limit", "128", "--test-limit", "64",
         "--phase1-epochs", "1", "--phase2-epochs", "2", "--teacher", "float-twin", "--teacher-epochs", "1",
