@@ -66,10 +66,11 @@ from bcnn_keras.layers import (  # noqa: E402
     get_phase,
     set_phase,
 )
-from bcnn_keras.models import BCNN18, BCNNA, custom_objects  # noqa: E402
+from bcnn_keras.models import BCNN18, BCNN18Small, BCNNA, custom_objects  # noqa: E402
 
 __all__ = [
     "BCNN18",
+    "BCNN18Small",
     "BCNNA",
     "BinaryConv2D",
     "ChannelDuplication",

@@ -363,11 +363,12 @@ INPUT_ENCODINGS = ("thermometer", "learned")
 
 
 def binary_input_block(
-    x, filters, *, levels=32, encoding="thermometer", kernel_size=3, strides=1, binary=True, name
+    x, filters, *, levels=32, encoding="thermometer", kernel_size=3, strides=1, pool_size=1, binary=True, name
 ):
     """Raw pixels -> thermometer planes -> binary conv -> BN. No float matrix op sees the image.
 
-    `encoding="learned"` starts from the thermometer thresholds and trains them.
+    `encoding="learned"` starts from the thermometer thresholds and trains them. `pool_size` 2
+    averages 2x2 pixels first, which quarters the encoding's work on large images.
 
     Example:
         >>> image = tf.keras.Input((28, 28, 1))
@@ -375,6 +376,8 @@ def binary_input_block(
         TensorShape([None, 28, 28, 32])
     """
     check_choice("input_encoding", encoding, INPUT_ENCODINGS)
+    if pool_size > 1:
+        x = tf.keras.layers.AveragePooling2D(pool_size, name=f"{name}_pool")(x)
     y = ThermometerEncoding(
         levels, trainable_thresholds=encoding == "learned", name=f"{name}_encoding"
     )(x)

@@ -119,6 +119,7 @@ def _bcnn(
     default_stem_stride,
     stem_strides,
     stem_kernel_size,
+    stem_pool_size,
     name,
     include_top,
     weights,
@@ -157,11 +158,21 @@ def _bcnn(
         stem_stride = 1
     else:
         stem_stride = default_stem_stride
+    if stem_pool_size is None:
+        # At ImageNet sizes encoding every pixel into 30 planes cost more than the rest of the
+        # input block; averaging 2x2 pixels first quarters it (benchmarks/README.md, inference).
+        large = max(input_shape[:2]) > SMALL_IMAGE_MAX_SIDE
+        stem_pool_size = 2 if large and stem_stride == 4 and input_layer == "binary" else 1
+    if stem_pool_size not in (1, 2) or stem_stride % stem_pool_size:
+        raise ValueError(f"stem_pool_size must be None, 1 or 2 and divide the stem stride {stem_stride}, got {stem_pool_size!r}")
+    if stem_pool_size > 1 and input_layer == "float":
+        raise ValueError("stem_pool_size applies to the binary input block, not to input_layer='float'")
+    conv_stride = stem_stride // stem_pool_size
     if stem_kernel_size is None:
         # A patchify stem (kernel = stride) replaces the float stem's early downsampling.
-        stem_kernel_size = 3 if stem_stride == 1 else stem_stride
-    elif stem_kernel_size < stem_stride:
-        raise ValueError(f"stem_kernel_size must be >= the stem stride {stem_stride}, got {stem_kernel_size!r}")
+        stem_kernel_size = 3 if conv_stride == 1 else conv_stride
+    elif stem_kernel_size < conv_stride:
+        raise ValueError(f"stem_kernel_size must be >= the stem conv's stride {conv_stride}, got {stem_kernel_size!r}")
     if input_layer == "float":
         x = layers.float_input_block(image, width(stem_filters), kernel_size=stem_kernel_size, strides=stem_stride, name="stem")
     else:
@@ -171,7 +182,8 @@ def _bcnn(
             levels=default_encoding_levels(input_shape[-1]) if encoding_levels is None else encoding_levels,
             encoding=input_encoding,
             kernel_size=stem_kernel_size,
-            strides=stem_stride,
+            strides=conv_stride,
+            pool_size=stem_pool_size,
             binary=binary,
             name="stem",
         )
@@ -226,8 +238,12 @@ _COMMON_ARGUMENTS_DOC = """
             the input side of the next binary conv).
         stem_strides: stride of the input block: 1, 2 or 4.
             `None` picks 1 for images of at most 64 px a side and the family default otherwise.
-        stem_kernel_size: kernel size of the input block; `None` gives 3 at stride 1 and the
-            stride otherwise (a patchify stem). 3 at stride 2 makes the windows overlap.
+        stem_kernel_size: kernel size of the input block's conv; `None` gives 3 at stride 1
+            and the stride otherwise (a patchify stem). 3 at stride 2 makes the windows overlap.
+        stem_pool_size: 1, or 2 to average 2x2 pixels before the thermometer encoding (the
+            conv then takes the rest of the stride). `None` picks 2 for a binary input block of
+            stride 4 on images larger than 64 px (the encoding at full resolution was the
+            largest cost of BCNN18 at 224x224) and 1 otherwise.
         input_encoding: `"thermometer"` (fixed, evenly spaced thresholds) or `"learned"`
             (thermometer-initialised, trainable thresholds).
         encoding_levels: thermometer levels per image channel; `None` picks
@@ -262,6 +278,7 @@ def BCNN18(
     channel_multiple=8,
     stem_strides=None,
     stem_kernel_size=None,
+    stem_pool_size=None,
     input_encoding="thermometer",
     encoding_levels=None,
     nonlinearity="rprelu",
@@ -283,6 +300,41 @@ def BCNN18(
     return _bcnn(_RESNET18_BLOCKS, stem_filters=64, default_stem_stride=4, **pretrained.resolve(BCNN18, locals()))
 
 
+def BCNN18Small(
+    *,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    width_multiplier=0.5,
+    channel_multiple=8,
+    stem_strides=None,
+    stem_kernel_size=None,
+    stem_pool_size=None,
+    input_encoding="thermometer",
+    encoding_levels=None,
+    nonlinearity="rprelu",
+    input_layer="binary",
+    shortcut="pool",
+    classifier="binary",
+    binary=True,
+    name="bcnn18_small",
+):
+    """BCNN18 at half width (32/64/128/256 channels): the size and latency class of larq-zoo's
+    QuickNetSmall, fully binary. About 0.4 MB as a `.tflite` at 224x224 with 1000 classes.
+
+    Example:
+        >>> model = bcnn_keras.BCNN18Small(input_shape=(32, 32, 3), classes=10)
+        >>> model.get_layer("block1_conv").filters
+        32
+    """
+    # Every argument above goes to the builder; named weights fix the architecture's.
+    return _bcnn(_RESNET18_BLOCKS, stem_filters=64, default_stem_stride=4, **pretrained.resolve(BCNN18Small, locals()))
+
+
 def BCNNA(
     *,
     include_top=True,
@@ -296,6 +348,7 @@ def BCNNA(
     channel_multiple=8,
     stem_strides=None,
     stem_kernel_size=None,
+    stem_pool_size=None,
     input_encoding="thermometer",
     encoding_levels=None,
     nonlinearity="rprelu",
@@ -318,6 +371,7 @@ def BCNNA(
 
 # The presets share their arguments, documented once (as keras.applications does).
 BCNN18.__doc__ += _COMMON_ARGUMENTS_DOC
+BCNN18Small.__doc__ += _COMMON_ARGUMENTS_DOC
 BCNNA.__doc__ += _COMMON_ARGUMENTS_DOC
 
 

@@ -31,8 +31,11 @@ from op_profile import print_profiles, profile_models
 INPUT_SHAPE = (224, 224, 3)
 CLASSES = 1000
 REFERENCE = "BCNN18"
+SMALL = "BCNN18Small"
 TARGETS = {
     "latency_vs_QuickNet": 1.0,
+    "small_latency_vs_QuickNetSmall": 1.0,
+    "small_size_bytes": 1_000_000,
     "latency_vs_float_ResNet18": 0.6,
     "size_bytes": 1_600_000,
     "size_ratio_float_ResNet18_over_BCNN18": 28.0,
@@ -77,6 +80,7 @@ def _larq_zoo(name):
 
 MODELS = {
     "BCNN18": lambda: bcnn_keras.BCNN18(input_shape=INPUT_SHAPE, classes=CLASSES),
+    "BCNN18Small": lambda: bcnn_keras.BCNN18Small(input_shape=INPUT_SHAPE, classes=CLASSES),
     "BCNNA": lambda: bcnn_keras.BCNNA(input_shape=INPUT_SHAPE, classes=CLASSES),
     "float_ResNet18": float_resnet18,
     "QuickNetSmall": _larq_zoo("QuickNetSmall"),
@@ -128,6 +132,10 @@ def ratios(results):
     if "float_ResNet18" in results:
         found["latency_vs_float_ResNet18"] = latency[REFERENCE] / latency["float_ResNet18"]
         found["size_ratio_float_ResNet18_over_BCNN18"] = results["float_ResNet18"]["size_bytes"] / reference["size_bytes"]
+    if SMALL in results and "QuickNetSmall" in results:
+        found["small_latency_vs_QuickNetSmall"] = latency[SMALL] / latency["QuickNetSmall"]
+    if SMALL in results:
+        found["small_size_bytes"] = results[SMALL]["size_bytes"]
     found["size_bytes"] = reference["size_bytes"]
     found["binary_mac_fraction"] = reference["binary_mac_fraction"]
     at_least = ("size_ratio_float_ResNet18_over_BCNN18", "binary_mac_fraction")
