@@ -16,6 +16,7 @@ Needs the `bench` extra (larq-zoo): pip install -e '.[bench]'.
 
 import argparse
 import os
+import shlex
 import sys
 
 import bcnn_keras  # noqa: F401  (sets up Keras 2 before anything touches tf.keras)
@@ -233,6 +234,7 @@ def main():
         print_profiles({name: r["profile"] for name, r in results.items()})
         print(f"method: {PROFILE_METHOD}")
     report = {
+        "command": shlex.join(["python", "benchmarks/inference.py", *sys.argv[1:]]),
         "input_shape": list(INPUT_SHAPE),
         "classes": CLASSES,
         "interpreter": "larq_compute_engine Interpreter, 1 thread, indirect BGEMM, XNNPACK for float ops",
