@@ -7,6 +7,9 @@ import tensorflow as tf
 
 import bcnn_keras
 
+# The tests' own list of TFLite's float matrix ops, written from TFLite's op set and kept apart
+# from `bcnn_keras.export.FLOAT_MATRIX_OPS` on purpose: a test that imported the exporter's list
+# would pass with the exporter when an op went missing from both.
 FLOAT_MATRIX_OPS = {"CONV_2D", "FULLY_CONNECTED", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV"}
 
 
