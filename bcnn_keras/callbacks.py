@@ -11,6 +11,10 @@ import tensorflow as tf
 
 from bcnn_keras.layers import get_phase, set_phase
 
+# Defaults shared with the training run's `TrainConfig`, declared here once.
+PHASE1_WEIGHT_DECAY = 1e-5
+WARMUP_EPOCHS = 0.0
+
 
 def _inner_optimizer(optimizer):
     # Mixed precision wraps the optimizer in a LossScaleOptimizer.
@@ -52,9 +56,9 @@ class TwoStepTraining(tf.keras.callbacks.Callback):
         *,
         learning_rate=None,
         phase2_learning_rate=None,
-        phase1_weight_decay=1e-5,
+        phase1_weight_decay=PHASE1_WEIGHT_DECAY,
         phase2_weight_decay=0.0,
-        warmup_epochs=0,
+        warmup_epochs=WARMUP_EPOCHS,
         decay="linear",
         reset_optimizer=False,
     ):

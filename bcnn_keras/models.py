@@ -21,6 +21,7 @@ MIN_IMAGE_SIDE = 16
 # Widths round to a multiple of 8, or of 32: one word of LCE's bit-packing.
 CHANNEL_MULTIPLES = (8, 32)
 LAYER_KINDS = ("binary", "float")
+STEM_STRIDES = (1, 2, 4)
 
 # (filters, kernel_size, strides) of each BCNN block, at width multiplier 1.
 _RESNET18_BLOCKS = [
@@ -151,7 +152,7 @@ def _bcnn(
     image, input_shape = _input_image(input_shape, input_tensor)
 
     if stem_strides is not None:
-        if stem_strides not in (1, 2, 4):
+        if stem_strides not in STEM_STRIDES:
             raise ValueError(f"stem_strides must be None, 1, 2 or 4, got {stem_strides!r}")
         stem_stride = stem_strides
     elif max(input_shape[:2]) <= SMALL_IMAGE_MAX_SIDE:

@@ -22,6 +22,8 @@ import shlex
 import sys
 import time
 
+from bcnn_keras.run_dir import load_history
+from bcnn_keras.training import TrainConfig
 from common import (
     REPO, RESULTS_DIR, fresh_run_dir, interleaved_latencies, machine, run_training, scatter_plot, write_json,
 )
@@ -87,8 +89,6 @@ def export_row(name, output_dir):
 
 
 def _final_records(row_dir, phase1_epochs):
-    from bcnn_keras.train import load_history
-
     history = load_history(os.path.join(row_dir, "history.json"))
     after_phase1 = next((r["val_accuracy"] for r in history if r["epoch"] == phase1_epochs - 1), None)
     return history[-1]["val_accuracy"], after_phase1
@@ -132,14 +132,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS), help="rows to run (the twin always runs)")
     parser.add_argument("--width-multiplier", type=float, default=0.25)
-    parser.add_argument("--channel-multiple", type=int, default=8, help="width rounding of the rows that do not set it")
+    parser.add_argument(
+        "--channel-multiple", type=int, default=TrainConfig.channel_multiple, help="width rounding of the rows that do not set it"
+    )
     parser.add_argument("--stem-strides", type=int, default=2)
     parser.add_argument("--stem-kernel-size", type=int, default=3)
     parser.add_argument("--phase1-epochs", type=int, default=2)
     parser.add_argument("--phase2-epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--train-limit", type=int, help="train on the first N images only (smoke runs)")
     parser.add_argument("--test-limit", type=int, help="evaluate on the first N test images only (smoke runs)")
     parser.add_argument("--latency-runs", type=int, default=50, help="timed runs per row and round")

@@ -18,7 +18,9 @@ import subprocess
 import sys
 import time
 
+from bcnn_keras import data
 from bcnn_keras.files import read_json
+from bcnn_keras.training import TrainConfig
 from common import REPO, RESULTS_DIR, fresh_run_dir, machine, run_training, write_json
 
 TARGET_TOP1 = 0.92
@@ -76,7 +78,7 @@ def export_and_verify(output_dir, samples):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--width-multiplier", type=float, default=0.25)
-    parser.add_argument("--channel-multiple", type=int, default=8)
+    parser.add_argument("--channel-multiple", type=int, default=TrainConfig.channel_multiple)
     parser.add_argument("--stem-strides", type=int, default=1)
     parser.add_argument("--stem-kernel-size", type=int, default=3)
     parser.add_argument("--teacher-epochs", type=int, default=8)
@@ -85,9 +87,9 @@ def main():
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--phase2-learning-rate", type=float, default=3e-3)
-    parser.add_argument("--alpha", type=float, default=1.0, help="weight of the distillation loss")
-    parser.add_argument("--augment", choices=["standard", "flip", "none"], default="none", help="training augmentation")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--alpha", type=float, default=TrainConfig.alpha, help="weight of the distillation loss")
+    parser.add_argument("--augment", choices=data.AUGMENTATIONS, default="none", help="training augmentation")
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--train-limit", type=int, help="train on the first N images only (smoke runs)")
     parser.add_argument("--test-limit", type=int, help="evaluate on the first N test images only (smoke runs)")
     parser.add_argument("--verify-samples", type=int, default=TEST_IMAGES, help="test images of the Keras/LCE parity check")

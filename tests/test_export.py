@@ -192,6 +192,17 @@ def test_cli_help():
     assert "--allow-float" in process.stdout and "--verify" in process.stdout
 
 
+def test_cli_defaults_are_the_library_defaults():
+    import inspect
+
+    from bcnn_keras.export import cli
+
+    args = cli.parse_args(["model.keras", "-o", "model.tflite"])
+    parameters = inspect.signature(export.export).parameters
+    for name in ("target", "parity_threshold", "samples", "latency_runs"):
+        assert getattr(args, name) == parameters[name].default, name
+
+
 @pytest.mark.parametrize(
     "case",
     [

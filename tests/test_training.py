@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import re
@@ -330,14 +331,60 @@ def test_augmentation_flags(arguments, augment):
     assert train.build_parser().parse_args(["--output-dir", "unused", *arguments]).augment == augment
 
 
+def test_every_flag_is_a_config_field_with_its_default():
+    import dataclasses
+
+    from bcnn_keras import train, training
+
+    parsed = vars(train.build_parser().parse_args(["--output-dir", "run"]))
+    assert parsed == dataclasses.asdict(training.TrainConfig(output_dir="run"))
+    two_step = callbacks.TwoStepTraining(1, 1).get_config()
+    assert two_step["phase1_weight_decay"] == training.TrainConfig.phase1_weight_decay
+    assert two_step["warmup_epochs"] == training.TrainConfig.warmup_epochs
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        (dict(model="BCNN50"), "--model: invalid choice: 'BCNN50'"),
+        (dict(dataset="mnist"), "invalid choice: 'mnist'"),
+        (dict(phase1_epochs=0, phase2_epochs=0), "at least one epoch"),
+        (dict(alpha=float("nan")), "--alpha must be a finite number"),
+        (dict(validation_split=0.5), "--validation-split is for --dataset folder:PATH only"),
+        (dict(teacher="float-twin", float_twin=True), "--teacher and --float-twin exclude each other"),
+    ],
+)
+def test_config_refuses_bad_settings_when_made(settings, message):
+    from bcnn_keras import training
+
+    with pytest.raises(training.TrainingError, match=re.escape(message)):
+        training.TrainConfig(output_dir="run", **settings)
+
+
+def test_recorded_settings_refuse_a_changed_setting_and_default_a_newer_one(tmp_path):
+    from bcnn_keras import files, training
+
+    config = training.TrainConfig(output_dir=str(tmp_path), learning_rate=0.001)
+    training._claim_output_dir(config)
+    recorded = files.read_json(tmp_path / "config.json")
+    assert recorded == training.recorded_settings(config) and "output_dir" not in recorded
+    del recorded["validation_split"]  # a run recorded before the setting existed had its default
+    files.write_json(tmp_path / "config.json", recorded)
+    training._claim_output_dir(config)
+    with pytest.raises(training.TrainingError, match=re.escape("--learning-rate 0.002 (was 0.001)")):
+        training._claim_output_dir(dataclasses.replace(config, learning_rate=0.002))
+    training._claim_output_dir(dataclasses.replace(config, learning_rate=0.002, restart=True))
+    assert files.read_json(tmp_path / "config.json")["learning_rate"] == 0.002
+
+
 def test_architecture_flags_reach_the_built_model():
-    from bcnn_keras import data, train
+    from bcnn_keras import data, train, training
 
     args = train.build_parser().parse_args(
         ["--output-dir", "unused", "--width-multiplier", "0.375", "--channel-multiple", "32", "--stem-strides", "2",
          "--stem-kernel-size", "3", "--input-layer", "float", "--shortcut", "float_conv", "--classifier", "float"]
     )
-    model = train._build(args, data.dataset_spec("fashion_mnist"), binary=True)
+    model = training.build_model(training.TrainConfig(**vars(args)), data.dataset_spec("fashion_mnist"), binary=True)
     assert model.get_layer("stem_conv").kernel_size == (3, 3) and model.get_layer("stem_conv").filters == 32
     assert isinstance(model.get_layer("classifier_dense"), tf.keras.layers.Dense)
     assert model.get_layer("block5_shortcut_conv").filters == 64

@@ -14,9 +14,10 @@ what the written file computes.
 
 One module per step: `loading`, `lint`, `rewrite`, `convert`, `census`, `verify`, `latency`,
 `report` (the `Report` dataclass, its JSON and its table) and `pipeline`; `cli` is the command
-line, `files` the atomic output files and `errors` the `ExportError`. Where a step function has
-its module's name (`lint`, `rewrite`, `convert`, `census`), `export.<name>` is the function; the
-module's other names come from `from bcnn_keras.export.<name> import ...`.
+line, `defaults` the targets and defaults they share, `files` the atomic output files and
+`errors` the `ExportError`. Where a step function has its module's name (`lint`, `rewrite`,
+`convert`, `census`), `export.<name>` is the function; the module's other names come from
+`from bcnn_keras.export.<name> import ...`.
 
 Example:
     >>> from bcnn_keras import export
@@ -35,7 +36,8 @@ from bcnn_keras.export.census import (
     predicted_size_bytes,
     read_flatbuffer,
 )
-from bcnn_keras.export.convert import TARGETS, captured_stderr, convert, convert_with_diagnostics
+from bcnn_keras.export.convert import captured_stderr, convert, convert_with_diagnostics
+from bcnn_keras.export.defaults import TARGETS
 from bcnn_keras.export.errors import ExportError
 from bcnn_keras.export.latency import latency_summary, latency_x86
 from bcnn_keras.export.lint import Classification, Finding, binary_layers, check_findings, classify_layers, lint

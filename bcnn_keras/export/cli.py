@@ -13,6 +13,7 @@ arguments are parsed and its logs are turned down, so `--help` is quick and erro
 line. `export/to_tflite.py` runs this file without importing the package first.
 """
 
+import argparse
 import contextlib
 import os
 import runpy
@@ -20,10 +21,13 @@ import sys
 
 if __package__:  # imported as bcnn_keras.export.cli: the package is loaded already
     from bcnn_keras.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_UNEXPECTED, OneLineParser, fail, quiet_libraries
-else:  # run by path (export/to_tflite.py): the package's stdlib-only module, without the package
-    _shared = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "cli.py"))
+    from bcnn_keras.export import defaults
+else:  # run by path (export/to_tflite.py): the package's stdlib-only modules, without the package
+    _here = os.path.dirname(os.path.abspath(__file__))
+    _shared = runpy.run_path(os.path.join(_here, os.pardir, "cli.py"))
     EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_UNEXPECTED = (_shared[name] for name in ("EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_UNEXPECTED"))
     OneLineParser, fail, quiet_libraries = _shared["OneLineParser"], _shared["fail"], _shared["quiet_libraries"]
+    defaults = argparse.Namespace(**runpy.run_path(os.path.join(_here, "defaults.py")))
 
 
 def parse_args(argv=None):
@@ -41,7 +45,9 @@ def parse_args(argv=None):
     )
     parser.add_argument("model", help="a .keras file, an .h5 file or a SavedModel directory")
     parser.add_argument("-o", "--output", required=True, help="the .tflite file to write")
-    parser.add_argument("--target", choices=("arm", "xcore"), default="arm", help="LCE target (default: arm)")
+    parser.add_argument(
+        "--target", choices=defaults.TARGETS, default=defaults.TARGET, help="LCE target (default: %(default)s)"
+    )
     parser.add_argument("--report", metavar="REPORT.json", help="also write the report as JSON")
     parser.add_argument(
         "--verify",
@@ -50,18 +56,23 @@ def parse_args(argv=None):
         "test split of an image folder (as the training CLI splits it), an .npz file with arrays x "
         "(and optional labels y), or random raw-pixel images",
     )
-    parser.add_argument("--samples", type=int, default=1000, help="verification samples (default: 1000)")
+    parser.add_argument(
+        "--samples", type=int, default=defaults.SAMPLES, help="verification samples (default: %(default)s)"
+    )
     parser.add_argument(
         "--parity-threshold",
         type=float,
-        default=0.995,
-        help="minimum top-1 agreement between Keras and LCE (default: 0.995)",
+        default=defaults.PARITY_THRESHOLD,
+        help="minimum top-1 agreement between Keras and LCE (default: %(default)s)",
     )
     parser.add_argument(
         "--allow-float", action="store_true", help="export even if some conv/dense layers stay float"
     )
     parser.add_argument(
-        "--latency-runs", type=int, default=20, help="timed x86 runs, >= 10; 0 skips latency (default: 20)"
+        "--latency-runs",
+        type=int,
+        default=defaults.LATENCY_RUNS,
+        help="timed x86 runs, >= 10; 0 skips latency (default: %(default)s)",
     )
     parser.add_argument(
         "--unsafe-load",

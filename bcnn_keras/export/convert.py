@@ -13,13 +13,12 @@ import tensorflow as tf
 
 import bcnn_keras  # noqa: F401  (used by the examples)
 from bcnn_keras import loading
+from bcnn_keras.export.defaults import TARGET
 from bcnn_keras.export.errors import ExportError
 from bcnn_keras.export.loading import in_phase_2
 
-TARGETS = ("arm", "xcore")
 
-
-def convert(model, target="arm"):
+def convert(model, target=TARGET):
     """Converts `model` with LCE (in training phase 2 for bcnn_keras models) to flatbuffer bytes.
 
     A bcnn_keras model in phase 1 is converted from a copy in phase 2: `model` keeps its phase.

@@ -7,6 +7,7 @@ import larq_compute_engine as lce
 import numpy as np
 
 import bcnn_keras  # noqa: F401  (used by the examples)
+from bcnn_keras.export.defaults import LATENCY_RUNS
 
 
 def lce_interpreter(flatbuffer, threads=1, *, indirect_bgemm=True, xnnpack=False):
@@ -24,7 +25,7 @@ def lce_interpreter(flatbuffer, threads=1, *, indirect_bgemm=True, xnnpack=False
 
 
 def latency_x86(
-    flatbuffer, runs=20, warmup=3, *, threads=1, indirect_bgemm=True, xnnpack=False, keep_timings=False
+    flatbuffer, runs=LATENCY_RUNS, warmup=3, *, threads=1, indirect_bgemm=True, xnnpack=False, keep_timings=False
 ):
     """Single-image latency of the flatbuffer on this (x86) host, in milliseconds.
 

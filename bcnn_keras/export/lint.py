@@ -11,6 +11,7 @@ import larq as lq
 import tensorflow as tf
 
 import bcnn_keras  # noqa: F401  (used by the examples)
+from bcnn_keras.export.defaults import TARGET
 from bcnn_keras.export.errors import ExportError
 from bcnn_keras.export.loading import leaf_layers
 from bcnn_keras.layers import PhasedSign
@@ -67,7 +68,7 @@ _KERNEL_ONLY_SIGNS = ("MagnitudeAwareSign", "magnitude_aware_sign")
 _BINARY_STATUSES = ("binary", "slow", "rewrite")
 
 
-def classify_layers(model, target="arm"):
+def classify_layers(model, target=TARGET):
     """Classifies every layer of `model` once, for `lint`, `rewrite` and the cross-check.
 
     Example:
@@ -88,7 +89,7 @@ def classify_layers(model, target="arm"):
     return Classification(findings, binary, rewritable)
 
 
-def lint(model, target="arm"):
+def lint(model, target=TARGET):
     """Lists every layer LCE would not lower to a plain binary op (`Finding`s), with the reason.
 
     Example:
@@ -98,7 +99,7 @@ def lint(model, target="arm"):
     return classify_layers(model, target).findings
 
 
-def binary_layers(model, target="arm"):
+def binary_layers(model, target=TARGET):
     """The layers of `model` that LCE lowers to `LceBconv2d` (directly or after a rewrite).
 
     Example:

@@ -5,8 +5,9 @@ import os
 from typing import NamedTuple
 
 from bcnn_keras import data, layers, loading
+from bcnn_keras.export import defaults
 from bcnn_keras.export.census import census, cross_check
-from bcnn_keras.export.convert import TARGETS, convert_with_diagnostics
+from bcnn_keras.export.convert import convert_with_diagnostics
 from bcnn_keras.export.errors import ExportError
 from bcnn_keras.export.files import atomic_output, check_directory
 from bcnn_keras.export.latency import latency_x86
@@ -33,12 +34,12 @@ def export(
     model_or_path,
     output_path,
     *,
-    target="arm",
+    target=defaults.TARGET,
     verify=None,
     allow_float=False,
-    parity_threshold=0.995,
-    samples=1000,
-    latency_runs=20,
+    parity_threshold=defaults.PARITY_THRESHOLD,
+    samples=defaults.SAMPLES,
+    latency_runs=defaults.LATENCY_RUNS,
     report_path=None,
     safe_mode=True,
     custom_objects=None,
@@ -87,8 +88,8 @@ def export(
 
 
 def _check_options(options):
-    if options.target not in TARGETS:
-        raise ExportError(f"target must be one of {TARGETS}, got {options.target!r}")
+    if options.target not in defaults.TARGETS:
+        raise ExportError(f"target must be one of {defaults.TARGETS}, got {options.target!r}")
     if not 0 <= options.parity_threshold <= 1:
         raise ExportError(f"parity threshold must be between 0 and 1, got {options.parity_threshold!r}")
     if options.samples < 1:

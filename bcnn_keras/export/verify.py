@@ -7,11 +7,12 @@ import tensorflow as tf
 
 from bcnn_keras import data, loading
 from bcnn_keras.data import DatasetNotFoundError, load_fashion_mnist_arrays
+from bcnn_keras.export.defaults import SAMPLES
 from bcnn_keras.export.errors import ExportError
 from bcnn_keras.export.latency import lce_interpreter
 
 
-def verification_data(source, input_shape, samples=1000, seed=0):
+def verification_data(source, input_shape, samples=SAMPLES, seed=0):
     """`(x, y or None, description)`: at most `samples` inputs to compare Keras and LCE on.
 
     `source` is `"random"` (raw pixels 0..255), `"fashion_mnist"` (the test split),

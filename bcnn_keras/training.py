@@ -1,0 +1,558 @@
+"""Training as a library: a `TrainConfig` holds every setting of a run; `run(config)` trains.
+
+    from bcnn_keras.training import TrainConfig, run
+
+    records = run(TrainConfig(dataset="fashion_mnist", output_dir="runs/fmnist", phase1_epochs=4, phase2_epochs=4))
+
+A run trains, in `output_dir`: step 0, the float-twin teacher (`teacher="float-twin"`, in
+`OUTPUT_DIR/teacher`), if asked for; then the binary student in two steps (binary activations
+with real weights, then binary weights too), distilled from the teacher if there is one; then
+it saves the final model. `bcnn_keras.run_dir` describes the folder. Running the same config
+again resumes where the run stopped; other settings in the same folder are refused.
+
+`python -m bcnn_keras.train` (`bcnn-train`) is the command line: one flag per setting, named
+after the field (`phase1_epochs` is `--phase1-epochs`), which is also how errors name them.
+"""
+
+import dataclasses
+import inspect
+import math
+import os
+
+import tensorflow as tf
+
+from bcnn_keras import callbacks, data, distillation, layers, loading, models
+from bcnn_keras.plots import plot_history
+from bcnn_keras.run_dir import (
+    BACKUP,
+    CHECKPOINTS,
+    CONFIG_FILE,
+    HISTORY_FILE,
+    LOGS,
+    MODEL_FILE,
+    PLOT_FILE,
+    TEACHER,
+    EpochCheckpoint,
+    HistoryFile,
+    RunDir,
+    changed_settings,
+    is_complete,
+    last_checkpoint,
+    load_history,
+    read_config,
+    remove_run,
+    save_final_model,
+    write_config,
+)
+
+MODELS = {"BCNN18": models.BCNN18, "BCNNA": models.BCNNA}
+STRATEGIES = ("default", "mirrored", "multiworker")
+# Settings that do not change what is trained: where it goes, what it prints, how files load.
+_NOT_RECORDED = ("output_dir", "verbose", "restart", "unsafe_load")
+_PATH_SETTINGS = ("teacher", "data_dir", "manual_dir")
+_POSITIVE = (
+    "batch_size", "learning_rate", "phase2_learning_rate", "width_multiplier", "encoding_levels", "stem_kernel_size",
+    "image_size",
+)
+_FINITE = ("alpha", "warmup_epochs", "phase1_weight_decay")
+_FOLDER_ONLY = ("image_size", "validation_split")
+
+
+class TrainingError(Exception):
+    """A problem with the user's input, reported as one line."""
+
+
+def flag(name):
+    """The command-line flag of the setting `name`, as errors name it.
+
+    Example:
+        >>> flag("phase1_epochs")
+        '--phase1-epochs'
+    """
+    return "--" + name.replace("_", "-")
+
+
+def _setting(default=dataclasses.MISSING, *, help, choices=None):
+    """A `TrainConfig` field: its default, its help (the CLI's too) and its allowed values."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+
+
+def _model_default(name):
+    # The architecture settings default to the model functions' own defaults (BCNN18 and BCNNA share them).
+    return inspect.signature(models.BCNN18).parameters[name].default
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """Every setting of a training run; only `output_dir` has no default. Checked when made:
+    a bad value raises a one-line `TrainingError` that names the setting by its flag.
+
+    Example:
+        >>> config = TrainConfig(dataset="fashion_mnist", output_dir="run", width_multiplier=0.125,
+        ...                      phase1_epochs=1, phase2_epochs=1, train_limit=64, test_limit=64)
+        >>> config.epochs, config.batch_size
+        (2, 128)
+        >>> TrainConfig(output_dir="run", batch_size=0)
+        Traceback (most recent call last):
+        bcnn_keras.training.TrainingError: --batch-size must be > 0
+    """
+
+    dataset: str = _setting(
+        "fashion_mnist",
+        help=f"dataset to train on: {', '.join(sorted(data.DATASETS))}, or folder:PATH, a folder of PNG/JPEG "
+        "images with one subfolder per class (and optionally train/ and test/ splits)",
+    )
+    image_size: int | None = _setting(
+        None, help="folder:PATH only: resize images to N x N (default: the size of the folder's first image)"
+    )
+    validation_split: float | None = _setting(
+        None,
+        help=f"folder:PATH without train/ and test/ only: the share of each class held out for testing "
+        f"(default {data.DEFAULT_VALIDATION_SPLIT}; the same seeded split in every run, whatever --seed)",
+    )
+    model: str = _setting("BCNN18", choices=tuple(sorted(MODELS)), help="model family")
+    phase1_epochs: int = _setting(4, help="epochs with binary activations, real weights")
+    phase2_epochs: int = _setting(4, help="epochs with binary weights too")
+    output_dir: str = _setting(help="where model, history, plots and checkpoints go; re-running resumes")
+    teacher: str | None = _setting(
+        None,
+        help="distil from a float teacher: the path of a Keras model, or 'float-twin' to train the "
+        "float twin first (step 0, in OUTPUT_DIR/teacher)",
+    )
+    init_from_teacher: bool = _setting(
+        False, help="start phase 1 from the weights of the float-twin teacher (needs --teacher float-twin)"
+    )
+    unsafe_load: bool = _setting(
+        False,
+        help="load a --teacher file that stores Python code (a Lambda layer) and run that code: only "
+        "for files you trust",
+    )
+    teacher_epochs: int | None = _setting(None, help="epochs of the float-twin teacher (default: phase1 + phase2)")
+    alpha: float = _setting(1.0, help="weight of the distillation loss against the label loss (1 = teacher only)")
+    float_twin: bool = _setting(False, help="train the float twin instead (the float baseline)")
+    width_multiplier: float = _setting(_model_default("width_multiplier"), help="scales every width")
+    channel_multiple: int = _setting(
+        _model_default("channel_multiple"),
+        choices=models.CHANNEL_MULTIPLES,
+        help="widths round to a multiple of this (32: one word of LCE's bit-packing)",
+    )
+    input_layer: str = _setting(
+        _model_default("input_layer"), choices=models.LAYER_KINDS, help="'float': a real conv on the image (ablation)"
+    )
+    shortcut: str = _setting(
+        _model_default("shortcut"),
+        choices=layers.SHORTCUTS,
+        help="'float_conv': real 1x1 convs in downsampling shortcuts (ablation)",
+    )
+    classifier: str = _setting(
+        _model_default("classifier"), choices=models.LAYER_KINDS, help="'float': a real dense classifier (ablation)"
+    )
+    stem_strides: int | None = _setting(
+        _model_default("stem_strides"),
+        choices=models.STEM_STRIDES,
+        help="stride of the input block (default: 1 for images up to 64 px, else the model's)",
+    )
+    stem_kernel_size: int | None = _setting(
+        _model_default("stem_kernel_size"), help="kernel size of the input block (default: 3 at stride 1, else the stride)"
+    )
+    input_encoding: str = _setting(
+        _model_default("input_encoding"), choices=layers.INPUT_ENCODINGS, help="how pixels become +-1 planes"
+    )
+    encoding_levels: int | None = _setting(
+        _model_default("encoding_levels"), help="thermometer levels per image channel (default: 32 // channels)"
+    )
+    batch_size: int = _setting(128, help="global batch size")
+    learning_rate: float = _setting(2e-3, help="peak Adam learning rate of each phase")
+    phase2_learning_rate: float | None = _setting(None, help="peak learning rate of phase 2 (default: --learning-rate)")
+    warmup_epochs: float = _setting(callbacks.WARMUP_EPOCHS, help="linear warm-up at the start of each phase")
+    phase1_weight_decay: float = _setting(callbacks.PHASE1_WEIGHT_DECAY, help="decoupled weight decay in phase 1")
+    strategy: str = _setting(
+        "default", choices=STRATEGIES, help="tf.distribute strategy ('multiworker' reads TF_CONFIG)"
+    )
+    mixed_precision: bool = _setting(False, help="train with the mixed_float16 policy (for GPUs)")
+    augment: str = _setting(
+        "standard",
+        choices=data.AUGMENTATIONS,
+        help="training augmentation: 'standard' (pad-and-crop and flip; random resized crop on ImageNet), "
+        "'flip' only, or 'none'",
+    )
+    restart: bool = _setting(
+        False,
+        help="delete the run in --output-dir (model, history, checkpoints, backup, logs, teacher) and start over",
+    )
+    seed: int = _setting(0, help="seed of weights, shuffling and augmentation")
+    data_dir: str | None = _setting(None, help="tensorflow-datasets data dir (or a dir with Fashion-MNIST IDX files)")
+    manual_dir: str | None = _setting(None, help="tensorflow-datasets manual download dir (ImageNet)")
+    train_limit: int | None = _setting(None, help="train on the first N examples only (quick runs)")
+    test_limit: int | None = _setting(None, help="evaluate on the first N test examples only")
+    verbose: int = _setting(1, choices=(0, 1, 2), help="Keras verbosity (1: progress bars)")
+
+    def __post_init__(self):
+        check_dataset_name(self.dataset)
+        for field in dataclasses.fields(self):
+            value, choices = getattr(self, field.name), field.metadata["choices"]
+            # The default is always allowed: None means "the model's choice" for `stem_strides`.
+            if choices is not None and value != field.default and value not in choices:
+                raise TrainingError(f"{flag(field.name)}: {_invalid_choice(value, map(str, choices))}")
+        self._check_values()
+
+    def _check_values(self):
+        if self.phase1_epochs < 0 or self.phase2_epochs < 0 or self.epochs < 1:
+            raise TrainingError("--phase1-epochs and --phase2-epochs must be >= 0 with at least one epoch in total")
+        for name in _POSITIVE:
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise TrainingError(f"{flag(name)} must be > 0")
+        for name in _FINITE:
+            if not math.isfinite(getattr(self, name)):
+                raise TrainingError(f"{flag(name)} must be a finite number")
+        for name in _FOLDER_ONLY:
+            if getattr(self, name) is not None and not data.is_folder(self.dataset):
+                raise TrainingError(f"{flag(name)} is for --dataset folder:PATH only")
+        if self.init_from_teacher and self.teacher != "float-twin":
+            raise TrainingError("--init-from-teacher needs --teacher float-twin")
+        if self.teacher and self.float_twin:
+            raise TrainingError("--teacher and --float-twin exclude each other")
+
+    @property
+    def epochs(self):
+        """The epochs of both phases together."""
+        return self.phase1_epochs + self.phase2_epochs
+
+    @property
+    def teacher_training_epochs(self):
+        """The epochs of the float-twin teacher: `teacher_epochs`, else as many as the student's."""
+        return self.teacher_epochs or self.epochs
+
+
+def _invalid_choice(value, choices):
+    return f"invalid choice: {value!r} (choose from {', '.join(choices)})"
+
+
+def check_dataset_name(name):
+    """Raises `TrainingError` unless `name` is a known dataset or `folder:PATH`.
+
+    Example:
+        >>> check_dataset_name("folder:photos")
+        >>> check_dataset_name("mnist")
+        Traceback (most recent call last):
+        bcnn_keras.training.TrainingError: invalid choice: 'mnist' (choose from cifar10, fashion_mnist, imagenet2012, or folder:PATH)
+    """
+    if name in data.DATASETS or (data.is_folder(name) and len(name) > len(data.FOLDER_PREFIX)):
+        return
+    raise TrainingError(_invalid_choice(name, [*sorted(data.DATASETS), "or folder:PATH"]))
+
+
+def recorded_settings(config):
+    """The settings that shape the model, the data and the schedule, as `config.json` records
+    them (paths made absolute, so that a resume from another working dir matches).
+
+    Example:
+        >>> recorded_settings(TrainConfig(output_dir="run"))["phase1_epochs"]
+        4
+    """
+    settings = {key: value for key, value in sorted(dataclasses.asdict(config).items()) if key not in _NOT_RECORDED}
+    for key in _PATH_SETTINGS:
+        if settings[key] not in (None, "float-twin"):
+            settings[key] = os.path.abspath(settings[key])
+    if data.is_folder(settings["dataset"]):
+        folder = settings["dataset"][len(data.FOLDER_PREFIX) :]
+        settings["dataset"] = data.FOLDER_PREFIX + os.path.abspath(os.path.expanduser(folder))
+    return settings
+
+
+def make_strategy(name):
+    """The `tf.distribute` strategy called `name` (one of `STRATEGIES`).
+
+    Example:
+        >>> make_strategy("default").num_replicas_in_sync
+        1
+    """
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy):
+    """Whether this process writes the run's files: always, except on a cluster's other workers.
+
+    Example:
+        >>> is_chief(tf.distribute.get_strategy())
+        True
+    """
+    return getattr(strategy.extended, "should_checkpoint", True)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+class StopOnNonFiniteLoss(tf.keras.callbacks.Callback):
+    """Stops `fit` at the first step whose loss is NaN or infinite, or at the end of an epoch
+    whose test loss is (the last step's update broke the weights). Goes first in the callbacks,
+    so that no backup, history or checkpoint saves the broken state.
+
+    Example:
+        >>> stop = StopOnNonFiniteLoss()
+        >>> stop.on_epoch_begin(0)
+        >>> stop.on_train_batch_end(2, {"loss": float("nan")})
+        Traceback (most recent call last):
+        bcnn_keras.training.NonFiniteLossError: the loss became nan in epoch 1, at step 3
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check((logs or {}).get("loss"), f"step {batch + 1}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key in ("loss", "val_loss"):
+            self._check((logs or {}).get(key), "its end" if key == "loss" else "its test")
+
+    def _check(self, loss, where):
+        if loss is not None and not math.isfinite(float(loss)):
+            raise NonFiniteLossError(f"the loss became {float(loss)} in epoch {self.epoch + 1}, at {where}")
+
+
+def build_model(config, spec, binary):
+    """The model of `config` for the dataset `spec`: the binary student, or (`binary=False`) its float twin.
+
+    Example:
+        >>> config = TrainConfig(output_dir="run", width_multiplier=0.125)
+        >>> build_model(config, bcnn_keras.data.dataset_spec("fashion_mnist"), binary=True).output_shape
+        (None, 10)
+    """
+    return MODELS[config.model](
+        input_shape=spec.image_shape,
+        classes=spec.classes,
+        width_multiplier=config.width_multiplier,
+        channel_multiple=config.channel_multiple,
+        stem_strides=config.stem_strides,
+        stem_kernel_size=config.stem_kernel_size,
+        input_layer=config.input_layer,
+        shortcut=config.shortcut,
+        classifier=config.classifier,
+        input_encoding=config.input_encoding,
+        encoding_levels=config.encoding_levels,
+        binary=binary,
+    )
+
+
+def _compile(model, learning_rate):
+    """Adam (a float or a schedule), sparse cross-entropy, accuracy."""
+    model.compile(
+        optimizer=tf.keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+
+def _fit(model, train, test, epochs, run_dir, schedule_callback, verbose):
+    """One resumable `fit` (`schedule_callback` may be None) writing history, checkpoints and
+    TensorBoard logs to `run_dir`; a NaN or infinite loss stops it with a `TrainingError`."""
+    history_path = run_dir.written(HISTORY_FILE)
+    checkpoint_dir = run_dir.written(CHECKPOINTS)
+    try:
+        model.fit(
+            train,
+            validation_data=test,
+            epochs=epochs,
+            verbose=verbose,
+            # The schedule goes before the loggers, so that they see `phase` and `learning_rate`.
+            callbacks=[StopOnNonFiniteLoss()] + [schedule_callback] * (schedule_callback is not None) + [
+                # Shared by all workers: Keras keeps the other workers' copies apart itself.
+                tf.keras.callbacks.BackupAndRestore(os.path.join(run_dir.path, BACKUP)),
+                HistoryFile(history_path),
+                tf.keras.callbacks.TensorBoard(run_dir.written(LOGS)),
+                EpochCheckpoint(checkpoint_dir),
+            ],
+        )
+    except NonFiniteLossError as error:
+        raise TrainingError(
+            f"training stopped: {error}; the last good checkpoint is {last_checkpoint(checkpoint_dir) or 'none yet'} "
+            "(to retry with a lower --learning-rate, use another --output-dir: --restart would delete it)"
+        ) from error
+    return load_history(history_path)
+
+
+def _linear_decay(learning_rate, steps):
+    return tf.keras.optimizers.schedules.PolynomialDecay(learning_rate, max(steps, 1), 0.0)
+
+
+def train_float(config, spec, strategy, train, test, run_dir, epochs):
+    """Trains the float twin of `config`'s model for `epochs` with a linearly decaying learning
+    rate, saving it and its history, plot and checkpoints in `run_dir`; returns the model."""
+    with strategy.scope():
+        model = build_model(config, spec, binary=False)
+        _compile(model, _linear_decay(config.learning_rate, epochs * int(train.cardinality())))
+    records = _fit(model, train, test, epochs, run_dir, None, config.verbose)
+    save_final_model(model, spec, run_dir)
+    plot_history(records, run_dir.written(PLOT_FILE))
+    return model
+
+
+def _teacher(config, spec, strategy, train, test, run_dir, finished):
+    """The teacher to distil from: None, a loaded model file, or the float twin (trained in
+    `run_dir/teacher` unless `finished`, then loaded from there)."""
+    if config.teacher is None:
+        return None
+    if config.teacher != "float-twin":
+        with strategy.scope():
+            try:
+                return loading.load_model(config.teacher, safe_mode=not config.unsafe_load)
+            except loading.ModelFileError as error:
+                raise TrainingError(f"teacher {error}") from error
+    teacher_dir = run_dir / TEACHER
+    if finished:
+        with strategy.scope():
+            return tf.keras.models.load_model(os.path.join(teacher_dir.path, MODEL_FILE), compile=False)
+    epochs = config.teacher_training_epochs
+    print(f"step 0: training the float-twin teacher for {epochs} epochs in {teacher_dir.path}")
+    return train_float(config, spec, strategy, train, test, teacher_dir, epochs)
+
+
+def _refuse_other_settings(output_dir, settings):
+    """Raises `TrainingError` when `output_dir` holds a run recorded with other settings."""
+    try:
+        recorded = read_config(output_dir)
+    except (OSError, ValueError) as error:
+        raise TrainingError(
+            f"{os.path.join(output_dir, CONFIG_FILE)} is unreadable ({error}); --restart starts over"
+        ) from error
+    if recorded is None:
+        return
+    # A setting that is newer than the recorded run had its default there.
+    recorded = {**recorded_settings(TrainConfig(output_dir=output_dir)), **recorded}
+    changed = changed_settings(recorded, settings)
+    if changed:
+        described = ", ".join(f"{flag(key)} {settings.get(key)} (was {recorded.get(key)})" for key in changed)
+        raise TrainingError(
+            f"{output_dir} holds a run with other settings: {described}; use another --output-dir, "
+            "or --restart to start over"
+        )
+
+
+def _claim_output_dir(config, chief=True):
+    """Starts over (`restart`), or checks that the dir holds no run of other settings; then
+    the chief records this run's settings (which also proves that the dir is writable)."""
+    if config.restart and not chief:
+        return  # the chief deletes the old run and writes the new settings
+    if config.restart:
+        remove_run(config.output_dir)
+    settings = recorded_settings(config)
+    _refuse_other_settings(config.output_dir, settings)
+    if chief:
+        write_config(config.output_dir, settings)
+
+
+def _check_teacher_file(config):
+    if config.teacher not in (None, "float-twin") and not os.path.exists(config.teacher):
+        raise TrainingError(f"teacher model {config.teacher} does not exist")
+
+
+def _make_output_dir(output_dir):
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as error:
+        raise TrainingError(f"cannot create output dir {output_dir}: {error.strerror}") from error
+
+
+def run(config):
+    """Runs the training of `config` (teacher, then the two-step student, then save); returns
+    the student's history records, one per epoch. Resumes a run stopped in `output_dir`, and
+    returns a finished one's records at once.
+
+    Raises `TrainingError` (one line) on bad settings, a run of other settings in the folder or
+    a NaN loss; `data.DatasetNotFoundError` or `ValueError` on missing or bad data; `OSError`
+    when a file cannot be written (every file is written atomically).
+
+    Example (two epochs on 64 images; most of its minute goes into building the training step):
+
+        records = run(TrainConfig(dataset="fashion_mnist", output_dir="run", width_multiplier=0.125,
+                                  phase1_epochs=1, phase2_epochs=1, train_limit=64, test_limit=64, batch_size=32))
+        [record["phase"] for record in records]  # [1.0, 2.0]; the model is in run/model.keras
+    """
+    _check_teacher_file(config)
+    spec = data.dataset_spec(config.dataset, config.image_size)  # scans a folder: its errors come first
+    # First: a multi-worker strategy must exist before any other TensorFlow op runs.
+    strategy = make_strategy(config.strategy)
+    chief = is_chief(strategy)
+    output_dir = config.output_dir
+    _make_output_dir(output_dir)
+    _claim_output_dir(config, chief)
+    # Every worker decides what is finished here, before the first collective op: the chief
+    # cannot write anything that changes the answer until all workers have got this far.
+    # (With restart the chief has just deleted the old run; the others may not see that yet.)
+    finished = {
+        "run": not config.restart and is_complete(output_dir, config.epochs),
+        "teacher": not config.restart and is_complete(os.path.join(output_dir, TEACHER), config.teacher_training_epochs),
+    }
+    if finished["run"]:
+        print(f"{output_dir} already holds a finished run ({config.epochs} epochs); nothing to do")
+        return load_history(os.path.join(output_dir, HISTORY_FILE))
+    run_dir = RunDir.for_worker(output_dir, chief)
+    try:
+        return _train(config, spec, strategy, run_dir, finished["teacher"])
+    finally:
+        run_dir.remove_worker_files()
+
+
+def _data_sources(config, spec):
+    """The options of `data.make_dataset` that say where the data comes from (and, for a
+    folder, how it is sized and split), the same for training and test."""
+    folder_options = {}
+    if data.is_folder(config.dataset):
+        folder_options = dict(image_size=spec.image_shape[:2], validation_split=config.validation_split)
+    return dict(data_dir=config.data_dir, manual_dir=config.manual_dir, **folder_options)
+
+
+def _caches_teacher_outputs(config):
+    # Without augmentation the teacher sees the same images every epoch: run it once. (Not
+    # across a cluster, where `predict` would need the workers' data shards gathered, and not
+    # for ImageNet, whose outputs would not fit in memory.)
+    return config.augment == "none" and config.strategy != "multiworker" and config.dataset != "imagenet2012"
+
+
+def _train(config, spec, strategy, run_dir, teacher_finished):
+    tf.keras.utils.set_random_seed(config.seed)
+    if config.mixed_precision:
+        tf.keras.mixed_precision.set_global_policy("mixed_float16")
+    sources = _data_sources(config, spec)
+
+    def training_data(teacher=None):
+        return data.make_dataset(
+            config.dataset, spec.train_split, config.batch_size, augment=config.augment, seed=config.seed,
+            limit=config.train_limit, teacher=teacher, **sources,
+        )
+
+    train = training_data()
+    test = data.make_dataset(config.dataset, spec.test_split, config.batch_size, limit=config.test_limit, **sources)
+    if config.float_twin:
+        train_float(config, spec, strategy, train, test, run_dir, config.epochs)
+        return load_history(run_dir.written(HISTORY_FILE))
+
+    teacher = _teacher(config, spec, strategy, train, test, run_dir, teacher_finished)
+    if teacher is not None and _caches_teacher_outputs(config):
+        print("computing the teacher's outputs on the training set once (no augmentation)")
+        train = training_data(teacher)
+    with strategy.scope():
+        student = build_model(config, spec, binary=True)
+        if config.init_from_teacher:  # a resumed run then restores its own weights from the backup
+            models.initialize_from_float_twin(student, teacher)
+        model = student if teacher is None else distillation.Distiller(student, teacher, alpha=config.alpha)
+        _compile(model, config.learning_rate)
+    two_step = callbacks.TwoStepTraining(
+        config.phase1_epochs,
+        config.phase2_epochs,
+        learning_rate=config.learning_rate,
+        phase2_learning_rate=config.phase2_learning_rate,
+        phase1_weight_decay=config.phase1_weight_decay,
+        warmup_epochs=config.warmup_epochs,
+    )
+    records = _fit(model, train, test, config.epochs, run_dir, two_step, config.verbose)
+    save_final_model(student, spec, run_dir)
+    plot_history(records, run_dir.written(PLOT_FILE), phase1_epochs=config.phase1_epochs)
+    return records
