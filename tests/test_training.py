@@ -411,6 +411,15 @@ def test_train_then_export_then_verify_end_to_end(tmp_path):
     assert report["parity"]["samples"] == 300 and report["parity"]["top1_agreement"] >= 0.995
     assert report["parity"]["tflite_accuracy"] == pytest.approx(report["parity"]["keras_accuracy"], abs=0.01)
     assert report["size_bytes"] == (tmp_path / "model.tflite").stat().st_size
+    # `make demo`'s last lines, from this run.
+    demo = subprocess.run(
+        [sys.executable, "-m", "bcnn_keras.demo", str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=900
+    )
+    assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
+    lines = demo.stdout.strip().splitlines()[-5:]
+    assert [line.split()[0] for line in lines] == ["accuracy", "file", "binary", "agreement", "one"]
+    assert f"{report['size_bytes']:,} bytes" in lines[1] and "smaller than the float twin's" in lines[1]
+    assert "100.0% of the file's MACs" in lines[2] and "(its label: Ankle boot)" in lines[4]
 
 
 def _free_ports(count):
