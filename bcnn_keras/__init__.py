@@ -64,6 +64,7 @@ from bcnn_keras.layers import (  # noqa: E402
     float_classifier,
     float_input_block,
     get_phase,
+    phased_quantizers,
     set_phase,
 )
 from bcnn_keras.models import BCNN18, BCNN18Small, BCNNA, custom_objects  # noqa: E402
@@ -90,6 +91,7 @@ __all__ = [
     "float_classifier",
     "float_input_block",
     "get_phase",
+    "phased_quantizers",
     "pretrained",
     "set_phase",
 ]

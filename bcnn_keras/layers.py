@@ -443,7 +443,15 @@ def _output_activation(logits, activation):
     return tf.keras.layers.Activation(activation, dtype="float32", name="predictions")(logits)
 
 
-def _phased_quantizers(model):
+def phased_quantizers(model):
+    """Every `PhasedSign` kernel quantizer of `model`: what `set_phase` switches, and whose
+    `phase_variable`s are training state rather than weights (copies and weight files skip them).
+
+    Example:
+        >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25)
+        >>> len(phased_quantizers(model))  # the input block, 16 blocks, the classifier
+        18
+    """
     return [m for m in model.submodules if isinstance(m, PhasedSign)]
 
 
@@ -456,7 +464,7 @@ def set_phase(model, phase):
         1
     """
     _check_phase(phase)
-    quantizers = _phased_quantizers(model)
+    quantizers = phased_quantizers(model)
     if not quantizers:
         raise ValueError(f"model {model.name!r} has no phased binary kernels (is it a float model?)")
     for quantizer in quantizers:
@@ -470,7 +478,7 @@ def get_phase(model):
         >>> bcnn_keras.get_phase(bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25))
         2
     """
-    quantizers = _phased_quantizers(model)
+    quantizers = phased_quantizers(model)
     if not quantizers:
         raise ValueError(f"model {model.name!r} has no phased binary kernels (is it a float model?)")
     phases = {q.phase for q in quantizers}

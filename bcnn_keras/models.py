@@ -393,7 +393,7 @@ def initialize_from_float_twin(model, float_twin):
     def mismatch(detail):
         return ValueError(f"{float_twin.name!r} is not the float twin of {model.name!r}: {detail}")
 
-    phase_flags = {id(q.phase_variable) for q in layers._phased_quantizers(model)}
+    phase_flags = {id(q.phase_variable) for q in layers.phased_quantizers(model)}
     source_layers = {layer.name: layer for layer in float_twin.layers}
     targets = [layer for layer in model.layers if layer.weights]
     extra = {name for name, layer in source_layers.items() if layer.weights} - {layer.name for layer in targets}

@@ -90,7 +90,7 @@ def _named_weights(model):
     Names come from the layers: a model loaded from a file may have lost the layer prefix in
     its variables' own names.
     """
-    phase_flags = {id(q.phase_variable) for q in layers._phased_quantizers(model)}
+    phase_flags = {id(q.phase_variable) for q in layers.phased_quantizers(model)}
     weights = {}
     for layer in model.layers:
         binary_kernel = isinstance(getattr(layer, "kernel_quantizer", None), layers.PhasedSign)

@@ -12,7 +12,7 @@ import tensorflow as tf
 import bcnn_keras  # noqa: F401  (used by the examples)
 from bcnn_keras import loading
 from bcnn_keras.export.errors import ExportError
-from bcnn_keras.layers import _phased_quantizers, get_phase, set_phase
+from bcnn_keras.layers import get_phase, phased_quantizers, set_phase
 
 # Reachable as `export.loading.*`, as they were when the exporter was a single module.
 from bcnn_keras.loading import ModelFileError, import_custom_objects, stored_code_layers  # noqa: F401
@@ -44,7 +44,7 @@ def leaf_layers(model):
 
 def is_phased(model):
     """Whether `model` has bcnn_keras' two-phase kernels (plain larq models have none)."""
-    return bool(_phased_quantizers(model))
+    return bool(phased_quantizers(model))
 
 
 def _phase(model):

@@ -101,7 +101,7 @@ def _check_options(options):
 @contextlib.contextmanager
 def _phases_kept(model):
     """Gives every phased quantizer of `model` its phase back when the block ends."""
-    quantizers = layers._phased_quantizers(model)
+    quantizers = layers.phased_quantizers(model)
     phases = [quantizer.phase for quantizer in quantizers]
     try:
         yield
