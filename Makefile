@@ -29,8 +29,9 @@ fashion-mnist:
 test: venv fashion-mnist
 	$(PY) -m pytest
 
-# The slow tests, which CI runs after `make test`: resume after a kill (two real workers, and a
-# run killed in phase 2), and the smoke runs of the accuracy and design-space benchmarks.
+# The slow tests, which CI runs after `make test`: the fault tests that train in a subprocess
+# (kills, NaN loss, full disk, changed settings), the image-folder end-to-end run and the smoke
+# runs of the accuracy and design-space benchmarks.
 test-slow: venv fashion-mnist
 	$(PY) -m pytest -m slow
 

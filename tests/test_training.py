@@ -126,6 +126,7 @@ def test_distiller_trains_the_student_against_the_teacher():
     assert bcnn_keras.get_phase(student) == 2
 
 
+@pytest.mark.slow  # a subprocess training run or more: `make test-slow`, in CI
 def test_distiller_step_with_precomputed_teacher_outputs_matches_the_live_teacher():
     teacher = randomize_statistics(small_bcnn18(binary=False))
     images, labels = _tiny_data(32)
@@ -224,6 +225,7 @@ def _one_error_line(result):
     return errors[0]
 
 
+@pytest.mark.slow  # a subprocess training run or more: `make test-slow`, in CI
 def test_resume_with_other_settings_is_refused_and_restart_starts_over(tmp_path):
     first = _quick_run(tmp_path, "--train-limit", "128")
     assert first.returncode == 0, first.stderr[-2000:]
@@ -237,12 +239,14 @@ def test_resume_with_other_settings_is_refused_and_restart_starts_over(tmp_path)
     assert [r["learning_rate"] < 0.001 for r in _history(tmp_path)] == [True, True]
 
 
+@pytest.mark.slow  # a subprocess training run or more: `make test-slow`, in CI
 def test_non_finite_loss_stops_with_one_line_and_no_model(tmp_path):
     error = _one_error_line(_quick_run(tmp_path, "--learning-rate", "1e30"))
     assert "training stopped: the loss became nan in epoch 1" in error
     assert not (tmp_path / "model.keras").exists() and not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.slow  # a subprocess training run or more: `make test-slow`, in CI
 def test_failed_write_keeps_the_earlier_checkpoints(tmp_path):
     # A directory where the second checkpoint goes makes that write fail, as a full disk would
     # (permissions do not stop root).
@@ -506,6 +510,7 @@ def test_a_bad_image_folder_gives_exactly_one_line(tmp_path):
     assert not (tmp_path / "run").exists()  # the folder is checked before anything is written
 
 
+@pytest.mark.slow  # a subprocess training run or more: `make test-slow`, in CI
 def test_train_on_an_image_folder_then_export_then_predict_end_to_end(tmp_path):
     """Your own images: the training CLI on a folder, the exporter verifying on its test split,
     then `bcnn_keras.predict` with the class names the run saved."""
