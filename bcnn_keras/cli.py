@@ -9,6 +9,8 @@ import warnings
 EXIT_UNEXPECTED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+# An error line longer than this (a library's message) is cut, with '...' to show it.
+MAX_ERROR_LENGTH = 1000
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -28,7 +30,8 @@ class OneLineParser(argparse.ArgumentParser):
 
 def fail(message, status):
     """Prints `message` as one 'error:' line on stderr; returns the exit `status`."""
-    print(f"error: {' '.join(str(message).split())[:400]}", file=sys.stderr)
+    text = " ".join(str(message).split())
+    print(f"error: {text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 3] + '...'}", file=sys.stderr)
     return status
 
 

@@ -58,9 +58,14 @@ def summary_lines(run_dir):
     settings = read_config(run_dir)
     if settings is None or settings.get("dataset") != "fashion_mnist":
         raise ValueError(f"{run_dir} holds no Fashion-MNIST run of the training CLI (config.json)")
-    config = TrainConfig(output_dir=run_dir, **settings)
+    try:
+        config = TrainConfig(output_dir=run_dir, **settings)
+    except TypeError as error:  # a setting this version does not know
+        raise ValueError(f"{run_dir}/config.json is from another version of the training CLI ({error})") from error
     report = Report.from_dict(read_json(os.path.join(run_dir, "report.json")))
     parity = report.parity
+    if not parity or parity.get("keras_accuracy") is None:
+        raise ValueError(f"{run_dir}/report.json has no parity check on labelled data: export with --verify fashion_mnist")
     twin_bytes = float_twin_size(config)
     image = os.path.join(run_dir, f"test_image_{TEST_IMAGE_INDEX}.png")
     label = write_test_image(image)
@@ -87,9 +92,11 @@ def main(argv=None):
     parser.add_argument("run_dir", help="the demo's output dir (trained and exported)")
     args = parser.parse_args(argv)
     quiet_libraries()
+    from bcnn_keras.training import TrainingError
+
     try:
         lines = summary_lines(args.run_dir)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, TrainingError) as error:
         return fail(error, EXIT_BAD_INPUT)
     print("\nwhat the demo shows")
     print("\n".join(lines))

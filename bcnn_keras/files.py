@@ -15,10 +15,15 @@ import tempfile
 PARTIAL_FILE = re.compile(r"\..+\.partial(\.[^.]+)?")
 
 
-def _umask():
+def _read_umask():
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# Read once, at import: setting the umask to read it is process-wide, and files that other
+# threads create meanwhile would get no umask at all.
+_UMASK = _read_umask()
 
 
 @contextlib.contextmanager
@@ -41,11 +46,12 @@ def atomic_write(path, *, remove_old_on_failure=False):
     os.close(handle)
     try:
         yield temporary
-        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; the result should not be
+        os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes it private; the result should not be
         os.replace(temporary, path)
     except BaseException:
         if remove_old_on_failure and os.path.isfile(path):
-            os.remove(path)
+            with contextlib.suppress(FileNotFoundError):  # keep the error that got us here
+                os.remove(path)
         raise
     finally:
         if os.path.exists(temporary):

@@ -162,8 +162,10 @@ def _bcnn(
     if stem_pool_size is None:
         # At ImageNet sizes encoding every pixel into 30 planes cost more than the rest of the
         # input block; averaging 2x2 pixels first quarters it (benchmarks/README.md, inference).
+        # An explicit kernel size keeps the block as it was asked for.
         large = max(input_shape[:2]) > SMALL_IMAGE_MAX_SIDE
-        stem_pool_size = 2 if large and stem_stride == 4 and input_layer == "binary" else 1
+        automatic = large and stem_stride == 4 and input_layer == "binary" and stem_kernel_size is None
+        stem_pool_size = 2 if automatic else 1
     if stem_pool_size not in (1, 2) or stem_stride % stem_pool_size:
         raise ValueError(f"stem_pool_size must be None, 1 or 2 and divide the stem stride {stem_stride}, got {stem_pool_size!r}")
     if stem_pool_size > 1 and input_layer == "float":
@@ -243,8 +245,9 @@ _COMMON_ARGUMENTS_DOC = """
             and the stride otherwise (a patchify stem). 3 at stride 2 makes the windows overlap.
         stem_pool_size: 1, or 2 to average 2x2 pixels before the thermometer encoding (the
             conv then takes the rest of the stride). `None` picks 2 for a binary input block of
-            stride 4 on images larger than 64 px (the encoding at full resolution was the
-            largest cost of BCNN18 at 224x224) and 1 otherwise.
+            stride 4 with the default kernel on images larger than 64 px (the encoding at full
+            resolution was the largest cost of BCNN18 at 224x224) and 1 otherwise. Models and
+            weights files made at those sizes before this option existed need 1.
         input_encoding: `"thermometer"` (fixed, evenly spaced thresholds) or `"learned"`
             (thermometer-initialised, trainable thresholds).
         encoding_levels: thermometer levels per image channel; `None` picks

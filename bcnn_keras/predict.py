@@ -56,11 +56,13 @@ def read_bitpacked_model(path):
         raise PredictError(f"{path}: no such file")
     try:
         with open(path, "rb") as stream:
-            flatbuffer = stream.read()
+            # The identifier first: a wrong file of any size is refused without reading it all.
+            header = stream.read(8)
+            if header[4:8] != TFLITE_IDENTIFIER:
+                raise PredictError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
+            flatbuffer = header + stream.read()
     except OSError as error:
         raise PredictError(f"{path}: {error.strerror or error}") from error
-    if flatbuffer[4:8] != TFLITE_IDENTIFIER:
-        raise PredictError(f"{path}: not a TFLite flatbuffer (no TFL3 identifier)")
     try:  # parses every table in Python first: a truncated file must not reach the C++ runtime
         ops = op_counts(flatbuffer)
     except Exception as error:  # flatbuffers raises struct errors, IndexError... on bad offsets

@@ -149,25 +149,35 @@ def load_binary_weights(model, path, sha256=None):
             arrays = {key: stored[key] for key in stored.files}
     except (OSError, ValueError) as error:
         raise ValueError(f"{path} is not a weights file of save_binary_weights: {error}") from None
-    values = []
+    values, unused = [], set(arrays)
     for name, (variable, binary) in _named_weights(model).items():
-        if binary:
-            if _SIGN_BITS + name not in arrays:
-                raise ValueError(f"{path} has no sign bits for the binary kernel {name}")
-            shape = tuple(int(d) for d in arrays[_SHAPE + name])
-            count = int(np.prod(shape))
-            bits = np.unpackbits(arrays[_SIGN_BITS + name], count=count)
-            value = np.where(bits.reshape(shape) == 1, 1.0, -1.0).astype(np.float32)
-        elif name in arrays:
-            value = arrays[name]
-        else:
+        value = _unpacked(path, arrays, name, tuple(variable.shape)) if binary else arrays.get(name)
+        if value is None:
             raise ValueError(f"{path} has no weight {name}")
         if tuple(value.shape) != tuple(variable.shape):
             raise ValueError(f"{path}: {name} has shape {tuple(value.shape)}, the model's is {tuple(variable.shape)}")
         values.append((variable, value))
+        unused -= {name, _SIGN_BITS + name, _SHAPE + name}
+    if unused:
+        # Weights of layers this model lacks: it is not the model the file was saved from.
+        raise ValueError(f"{path} holds weights the model has no place for, such as {sorted(unused)[0]}")
     for variable, value in values:
         variable.assign(value)
     layers.set_phase(model, 2)
+
+
+def _unpacked(path, arrays, name, shape):
+    """The -1/+1 kernel of `name` from its packed sign bits, checked against the model's shape."""
+    bits, recorded = arrays.get(_SIGN_BITS + name), arrays.get(_SHAPE + name)
+    if bits is None or recorded is None:
+        raise ValueError(f"{path} has no sign bits for the binary kernel {name}")
+    if tuple(int(d) for d in recorded) != shape:
+        raise ValueError(f"{path}: {name} has shape {tuple(int(d) for d in recorded)}, the model's is {shape}")
+    count = int(np.prod(shape))
+    # unpackbits pads a short array with zeros (-1 weights): the length must be exact.
+    if bits.dtype != np.uint8 or bits.shape != (-(-count // 8),):
+        raise ValueError(f"{path}: the sign bits of {name} do not fit its shape {shape}")
+    return np.where(np.unpackbits(bits, count=count).reshape(shape) == 1, 1.0, -1.0).astype(np.float32)
 
 
 def resolve(preset, arguments):

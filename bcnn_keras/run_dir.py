@@ -95,9 +95,10 @@ def save_final_model(model, spec, run_dir):
         >>> bcnn_keras.data.read_class_names("classes.json")[:2]
         ['T-shirt/top', 'Trouser']
     """
-    save_model(model, run_dir.written(MODEL_FILE))
+    # Names first: a finished run is one with `model.keras`, which must not come without them.
     if spec.class_names:
         data.write_class_names(run_dir.written(data.CLASS_NAMES_FILE), spec.class_names)
+    save_model(model, run_dir.written(MODEL_FILE))
 
 
 def load_history(path):

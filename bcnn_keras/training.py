@@ -153,7 +153,14 @@ class TrainConfig:
         help="stride of the input block (default: 1 for images up to 64 px, else the model's)",
     )
     stem_kernel_size: int | None = _setting(
-        _model_default("stem_kernel_size"), help="kernel size of the input block (default: 3 at stride 1, else the stride)"
+        _model_default("stem_kernel_size"),
+        help="kernel size of the input block's conv (default: 3 at stride 1, else its stride)",
+    )
+    stem_pool_size: int | None = _setting(
+        _model_default("stem_pool_size"),
+        choices=(1, 2),
+        help="2: average 2x2 pixels before the encoding (default: 2 for a stride-4 input block on images "
+        "over 64 px; runs made before this option at those sizes need 1)",
     )
     input_encoding: str = _setting(
         _model_default("input_encoding"), choices=layers.INPUT_ENCODINGS, help="how pixels become +-1 planes"
@@ -206,6 +213,8 @@ class TrainConfig:
         for name in _FINITE:
             if not math.isfinite(getattr(self, name)):
                 raise TrainingError(f"{flag(name)} must be a finite number")
+        if self.validation_split is not None and not 0 < self.validation_split < 1:
+            raise TrainingError(f"--validation-split must be between 0 and 1 (exclusive), got {self.validation_split}")
         for name in _FOLDER_ONLY:
             if getattr(self, name) is not None and not data.is_folder(self.dataset):
                 raise TrainingError(f"{flag(name)} is for --dataset folder:PATH only")
@@ -332,6 +341,7 @@ def build_model(config, spec, binary):
         channel_multiple=config.channel_multiple,
         stem_strides=config.stem_strides,
         stem_kernel_size=config.stem_kernel_size,
+        stem_pool_size=config.stem_pool_size,
         input_layer=config.input_layer,
         shortcut=config.shortcut,
         classifier=config.classifier,

@@ -206,8 +206,6 @@ def main():
     parser.add_argument("--rounds", type=int, default=5, help="rounds over all models (interleaved timing)")
     parser.add_argument("--extras", action="store_true", help="also time the default kernel and 2 threads")
     parser.add_argument("--profile", action="store_true", help="also time every op alone: ms by op category and layer")
-    # Deprecated: the per-bconv timing is now part of --profile, which is off by default.
-    parser.add_argument("--skip-bconv-profile", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--json", default=os.path.join(RESULTS_DIR, "inference.json"))
     parser.add_argument("--png", default=os.path.join(RESULTS_DIR, "inference.png"))
     args = parser.parse_args()

@@ -274,7 +274,10 @@ def main(argv=None):
             return 0
         report = _updated_report(args.report, args.model, measurement)
         if args.report:
-            files.write_json(args.report, report)
+            try:
+                files.write_json(args.report, report)
+            except OSError as error:
+                raise BenchmarkError(f"{args.report}: cannot write the report ({error.strerror or error})") from error
     except BenchmarkError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_FAILED

@@ -103,6 +103,19 @@ def test_damaged_or_foreign_weights_files_are_refused(tmp_path):
     with pytest.raises(ValueError, match="has shape"):
         pretrained.load_binary_weights(model, other)
 
+    # np.unpackbits would pad short sign bits with -1 weights: refused.
+    with np.load(SHIPPED.path) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    key = next(k for k in arrays if k.startswith("sign_bits:"))
+    short = tmp_path / "short.npz"
+    np.savez(short, **{**arrays, key: arrays[key][:-1]})
+    with pytest.raises(ValueError, match="do not fit its shape"):
+        pretrained.load_binary_weights(model, short)
+
+    # A model without RPReLU has no place for the file's RPReLU weights.
+    with pytest.raises(ValueError, match="has no place for"):
+        pretrained.load_binary_weights(bcnn_keras.BCNN18(**SHIPPED.architecture, nonlinearity=None), SHIPPED.path)
+
 
 def test_record_is_json_with_the_commands():
     record = SHIPPED.record
