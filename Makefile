@@ -30,8 +30,8 @@ test: venv fashion-mnist
 	$(PY) -m pytest
 
 # The slow tests, which CI runs after `make test`: the fault tests that train in a subprocess
-# (kills, NaN loss, full disk, changed settings), the image-folder end-to-end run and the smoke
-# runs of the accuracy and design-space benchmarks.
+# (kills, NaN loss, full disk, changed settings), the image-folder end-to-end run, the callback
+# and distiller tests that trace a full fit, and the accuracy and design-space benchmarks' smoke runs.
 test-slow: venv fashion-mnist
 	$(PY) -m pytest -m slow
 

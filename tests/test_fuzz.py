@@ -75,6 +75,7 @@ def test_zips_holding_the_wrong_files(tmp_path_factory, members):
     _export_fails_cleanly(path, tmp_path)
 
 
+@pytest.mark.slow  # ten loads of a model file: `make test-slow`, in CI
 @settings(max_examples=10, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(positions=st.lists(st.floats(0.0, 1.0, exclude_max=True), min_size=1, max_size=8), value=st.integers(0, 255))
 def test_corrupted_keras_bytes_fail_cleanly_or_export(tmp_path_factory, model_bytes, positions, value):

@@ -32,6 +32,7 @@ class _PhaseRecorder(tf.keras.callbacks.Callback):
         self.phases.append(bcnn_keras.get_phase(self.watched))
 
 
+@pytest.mark.slow  # Keras traces a full fit: `make test-slow`, in CI
 def test_phase_switches_at_the_epoch_boundary():
     model = small_bcnn18()
     model.compile(tf.keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
@@ -80,6 +81,7 @@ def test_sign_preserving_rescale_of_kernels_matters_only_in_phase_1():
         assert np.array_equal(before, after) == unchanged, f"phase {phase}"
 
 
+@pytest.mark.slow  # Keras traces a full fit: `make test-slow`, in CI
 def test_weight_decay_applies_only_in_phase_1():
     model = small_bcnn18()
     # A loss with zero gradient isolates the decay from the optimizer's own update.
@@ -110,6 +112,7 @@ def test_distributional_loss_matches_a_hand_computed_value():
     assert float(distillation.DistributionalLoss()(teacher, student)) == pytest.approx(np.mean(expected))
 
 
+@pytest.mark.slow  # Keras traces a full fit: `make test-slow`, in CI
 def test_distiller_trains_the_student_against_the_teacher():
     teacher = randomize_statistics(small_bcnn18(binary=False))
     student = small_bcnn18()
