@@ -30,6 +30,7 @@ def test_inference_benchmark_measures_bcnn18_against_float_resnet18(tmp_path):
     assert (tmp_path / "inference.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_inference_profile_attributes_every_op_to_a_category(tmp_path):
     report, stdout = _run_benchmark(
         "inference.py", tmp_path, "--models", "BCNN18", "--runs", "10", "--rounds", "1", "--profile",

@@ -524,6 +524,7 @@ def build(architecture):
     return tf.keras.Model(image, x)
 
 
+@pytest.mark.slow  # eight conversions: `make test-slow`, in CI
 @settings(max_examples=8, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(architecture=architectures(), seed=st.integers(0, 1000))
 def test_generated_architectures_export_fully_binary_and_pass_parity(tmp_path_factory, architecture, seed):

@@ -33,7 +33,11 @@ def test_committed_notebook_holds_outputs_of_a_clean_run(path):
     assert any("image/png" in output.get("data", {}) for output in outputs)
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+# The quickstart runs in `make test`, the others in `make test-slow` (CI runs both).
+RUNS = [path if path.stem == "01_quickstart" else pytest.param(path, marks=pytest.mark.slow) for path in NOTEBOOKS]
+
+
+@pytest.mark.parametrize("path", RUNS, ids=lambda path: path.stem)
 def test_notebook_runs(path, tmp_path, monkeypatch):
     for name, value in {**SMALL_SETTINGS, "BCNN_NOTEBOOK_OUTPUT_DIR": str(tmp_path)}.items():
         monkeypatch.setenv(name, value)
