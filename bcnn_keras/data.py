@@ -344,6 +344,19 @@ def write_class_names(path, class_names):
     write_json(path, list(class_names), indent=1)
 
 
+def class_names_next_to(model_file, classes=None):
+    """The names in the `classes.json` beside `model_file` (a model or `.tflite` file), or None
+    when there is none; a malformed file raises `ValueError` as `read_class_names` does.
+
+    Example:
+        >>> write_class_names("classes.json", ["cat", "dog"])
+        >>> class_names_next_to("model.tflite", 2), class_names_next_to("/no/such/dir/model.tflite")
+        (['cat', 'dog'], None)
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(model_file)), CLASS_NAMES_FILE)
+    return read_class_names(path, classes) if os.path.exists(path) else None
+
+
 def read_class_names(path, classes=None):
     """The class names in a `classes.json` file: a JSON list of strings, `classes` of them if
     given (the model's output size); an export report (a JSON object with such a list in

@@ -93,11 +93,9 @@ def class_names_for(model_path, classes_path, classes):
         >>> class_names_for(shipped.tflite_path, None, 10)[:2]
         ['T-shirt/top', 'Trouser']
     """
-    if classes_path is None:
-        classes_path = os.path.join(os.path.dirname(os.path.abspath(model_path)), data.CLASS_NAMES_FILE)
-        if not os.path.exists(classes_path):
-            return None
     try:
+        if classes_path is None:
+            return data.class_names_next_to(model_path, classes)
         return data.read_class_names(classes_path, classes)
     except ValueError as error:
         raise PredictError(error) from error

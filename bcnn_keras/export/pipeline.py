@@ -159,11 +159,8 @@ def _class_names(model_file, model, given):
         return names
     if model_file is None:
         return None
-    path = os.path.join(os.path.dirname(os.path.abspath(model_file)), data.CLASS_NAMES_FILE)
-    if not os.path.exists(path):
-        return None
     try:
-        return data.read_class_names(path, classes)
+        return data.class_names_next_to(model_file, classes)
     except ValueError as error:
         raise ExportError(error) from error
 
