@@ -61,7 +61,7 @@ def interleaved_latencies(flatbuffers, settings, runs, rounds):
 
 
 @contextlib.contextmanager
-def scatter_plot(path, title, xlabel, ylabel, size=(6, 4)):
+def png_plot(path, title, xlabel, ylabel, size=(6, 4)):
     """Yields the axes of a new figure; on exit labels it and writes it to `path` as PNG."""
     import matplotlib
 
@@ -75,7 +75,8 @@ def scatter_plot(path, title, xlabel, ylabel, size=(6, 4)):
     axes.set_title(title)
     axes.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    with files.atomic_write(path) as temporary:
+        figure.savefig(temporary, dpi=120, format="png")
     plt.close(figure)
 
 

@@ -25,7 +25,7 @@ import time
 from bcnn_keras.run_dir import load_history
 from bcnn_keras.training import TrainConfig
 from common import (
-    REPO, RESULTS_DIR, fresh_run_dir, interleaved_latencies, machine, run_training, scatter_plot, write_json,
+    REPO, RESULTS_DIR, fresh_run_dir, interleaved_latencies, machine, run_training, png_plot, write_json,
 )
 
 TWIN = "float_twin"
@@ -107,7 +107,7 @@ def print_table(rows):
 
 def plot(rows, path):
     largest = max(row["size_bytes"] for row in rows.values())
-    with scatter_plot(
+    with png_plot(
         path,
         "BCNN18 design space (marker area = .tflite size)",
         "x86 latency at 28x28 / float twin's (LCE interpreter, 1 thread)",

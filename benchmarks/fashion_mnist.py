@@ -6,7 +6,7 @@ weights (`--init-from-teacher`) and trains in two steps, distilled from it. Both
 augmentation by default (`--augment` sets it). Then the exporter CLI converts the model and
 checks Keras against LCE on all 10k test images. Reports the 10k-test top-1 of the float twin,
 after phase 1, after phase 2 and of the exported file, prints a table and writes JSON with the
-exact commands, the wall time and the CPU.
+exact commands, the wall time and the CPU, and a PNG of the test top-1 per epoch.
 
     python benchmarks/fashion_mnist.py            # or: make bench-accuracy
 """
@@ -21,7 +21,7 @@ import time
 from bcnn_keras import data
 from bcnn_keras.files import read_json
 from bcnn_keras.training import TrainConfig
-from common import REPO, RESULTS_DIR, fresh_run_dir, machine, run_training, write_json
+from common import REPO, RESULTS_DIR, fresh_run_dir, machine, png_plot, run_training, write_json
 
 TARGET_TOP1 = 0.92
 TEST_IMAGES = 10_000
@@ -82,8 +82,8 @@ def main():
     parser.add_argument("--stem-strides", type=int, default=1)
     parser.add_argument("--stem-kernel-size", type=int, default=3)
     parser.add_argument("--teacher-epochs", type=int, default=8)
-    parser.add_argument("--phase1-epochs", type=int, default=5)
-    parser.add_argument("--phase2-epochs", type=int, default=4)
+    parser.add_argument("--phase1-epochs", type=int, default=4)
+    parser.add_argument("--phase2-epochs", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--phase2-learning-rate", type=float, default=3e-3)
@@ -95,6 +95,7 @@ def main():
     parser.add_argument("--verify-samples", type=int, default=TEST_IMAGES, help="test images of the Keras/LCE parity check")
     parser.add_argument("--output-dir", default=os.path.join("runs", "bench_fashion_mnist"), help="relative to the repo")
     parser.add_argument("--json", default=os.path.join(RESULTS_DIR, "fashion_mnist.json"))
+    parser.add_argument("--png", help="test top-1 per epoch (default: the --json path with .png)")
     args = parser.parse_args()
 
     arguments = training_arguments(args)
@@ -152,6 +153,23 @@ def main():
         f">= {MIN_AGREEMENT:.1%} agreement: {verdict}"
     )
     write_json(results, args.json)
+    png = args.png or os.path.splitext(args.json)[0] + ".png"
+    plot_test_accuracy(float_history, binary_history, args.phase1_epochs, png)
+    print("wrote", png)
+
+
+def plot_test_accuracy(float_history, binary_history, phase1_epochs, path):
+    """Test top-1 per epoch of the float twin and of the binary student (both phases), with the
+    phase switch and the target, to the PNG `path`."""
+    title = "Fashion-MNIST: fully binary BCNN18 against its float twin"
+    with png_plot(path, title, "epoch (of each model)", "test top-1 (%)", size=(7, 4)) as axis:
+        for history, label in ((float_history, "float twin"), (binary_history, "fully binary BCNN18")):
+            epochs = [record["epoch"] + 1 for record in history]
+            axis.plot(epochs, [100 * record["val_accuracy"] for record in history], marker="o", label=label)
+        axis.axvline(phase1_epochs + 0.5, color="gray", linestyle="--", label="student: phase 1 -> 2")
+        axis.axhline(100 * TARGET_TOP1, color="red", linestyle=":", label=f"target {TARGET_TOP1:.0%}")
+        axis.set_ylim(bottom=max(80, axis.get_ylim()[0]))
+        axis.legend(loc="lower right")
 
 
 if __name__ == "__main__":

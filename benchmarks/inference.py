@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from bcnn_keras import export
 from bcnn_keras.export.latency import cpu_info
-from common import RESULTS_DIR, interleaved_latencies, machine, scatter_plot, write_json
+from common import RESULTS_DIR, interleaved_latencies, machine, png_plot, write_json
 from op_profile import METHOD as PROFILE_METHOD
 from op_profile import print_profiles, profile_models
 
@@ -186,7 +186,7 @@ def print_table(results, peak, vpopcntdq):
 
 
 def plot(results, path):
-    with scatter_plot(
+    with png_plot(
         path,
         "224x224 ImageNet-shaped models: size against latency",
         "latency, ms (1 thread, LCE interpreter, x86)",

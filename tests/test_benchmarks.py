@@ -75,6 +75,7 @@ def test_accuracy_benchmark_smoke_run_records_command_and_exported_model(tmp_pat
         assert report["cpu"] and report["cores"] >= 1
         assert report["cpu_flags"] and all(isinstance(value, bool) for value in report["cpu_flags"].values())
         assert "fully binary (final)" in stdout
+        assert (tmp_path / "result.png").stat().st_size > 0  # beside the JSON by default
     finally:
         shutil.rmtree(REPO / runs, ignore_errors=True)
 
@@ -97,3 +98,44 @@ def test_design_space_smoke_run_tables_every_requested_row(tmp_path):
         assert (tmp_path / "design.png").stat().st_size > 0
     finally:
         shutil.rmtree(REPO / runs, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_ship_pretrained_rebuilds_the_shipped_folder_from_a_run(tmp_path):
+    import bcnn_keras
+    from bcnn_keras import pretrained
+
+    shipped = pretrained.SHIPPED[("BCNN18", "fashion_mnist")]
+    record = shipped.record
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    bcnn_keras.BCNN18(weights="fashion_mnist").save(run_dir / "model.keras")
+    # The training settings a run's config.json records (the builder's shape arguments are not among them).
+    settings = {key: value for key, value in shipped.architecture.items() if key not in ("input_shape", "classes")}
+    (run_dir / "config.json").write_text(json.dumps(settings))
+    shutil.copy(shipped.path.parent / "classes.json", run_dir / "classes.json")
+    result = {
+        "benchmark_command": record["benchmark_command"], "command": record["training_command"],
+        "top1": {"binary_final": record["test_top1"]["keras"], "float_twin": record["test_top1"]["float_twin"]},
+        "exported": {**record["benchmark_run_export"], "tflite_top1": record["test_top1"]["exported_tflite"]},
+        **record["machine"],
+    }
+    (tmp_path / "result.json").write_text(json.dumps(result))
+    into = tmp_path / "shipped"
+    into.mkdir()
+    command = [sys.executable, "benchmarks/ship_pretrained.py", str(tmp_path / "result.json"), str(run_dir),
+               "--into", str(into)]
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    written = json.loads((into / "record.json").read_text())
+    assert written["exported_tflite"]["parity_10k"]["samples"] == 10_000
+    assert written["exported_tflite"]["parity_10k"]["keras_accuracy"] == pytest.approx(shipped.top1, abs=1e-4)
+    assert f"sha256={written['sha256']}" in completed.stdout
+    model = bcnn_keras.BCNN18(**shipped.architecture)
+    pretrained.load_binary_weights(model, str(into / "weights.npz"), sha256=written["sha256"])
+    assert json.loads((into / "classes.json").read_text())[9] == "Ankle boot"
+
+    (run_dir / "config.json").write_text(json.dumps({"width_multiplier": 0.5}))
+    refused = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "architecture differs" in refused.stderr
