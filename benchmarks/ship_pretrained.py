@@ -50,6 +50,8 @@ def ship(result_json, run_dir, into=None):
     if differing:
         raise ValueError(f"the run's architecture differs from the shipped one in {differing}")
     folder = pathlib.Path(into) if into else shipped.path.parent
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a directory")
     trained = loading.load_model(os.path.join(run_dir, "model.keras"))
     class_names = data.read_class_names(os.path.join(run_dir, "classes.json"), 10)
     # Everything is made in a scratch folder and moved in only once all of it passed.

@@ -135,6 +135,8 @@ def test_ship_pretrained_rebuilds_the_shipped_folder_from_a_run(tmp_path):
     pretrained.load_binary_weights(model, str(into / "weights.npz"), sha256=written["sha256"])
     assert json.loads((into / "classes.json").read_text())[9] == "Ankle boot"
 
+    missing = subprocess.run([*command[:-1], str(tmp_path / "no_such_dir")], capture_output=True, text=True, cwd=REPO)
+    assert missing.returncode == 2 and "is not a directory" in missing.stderr
     (run_dir / "config.json").write_text(json.dumps({"width_multiplier": 0.5}))
     refused = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
