@@ -23,10 +23,9 @@ import numpy as np  # noqa: E402
 import bcnn_keras  # noqa: E402
 from bcnn_keras import cli, data, export, loading, pretrained  # noqa: E402
 from bcnn_keras.files import read_json, write_json  # noqa: E402
+from fashion_mnist import MIN_AGREEMENT, TEST_IMAGES  # noqa: E402
 
 DATASET = "fashion_mnist"
-TEST_IMAGES = 10_000
-MIN_AGREEMENT = 0.998
 
 
 def main():
@@ -53,10 +52,10 @@ def ship(result_json, run_dir, into=None):
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a directory")
     trained = loading.load_model(os.path.join(run_dir, "model.keras"))
-    class_names = data.read_class_names(os.path.join(run_dir, "classes.json"), 10)
+    class_names = data.read_class_names(os.path.join(run_dir, data.CLASS_NAMES_FILE), shipped.architecture["classes"])
     # Everything is made in a scratch folder and moved in only once all of it passed.
     with tempfile.TemporaryDirectory(dir=folder.parent) as scratch:
-        staged = {name: os.path.join(scratch, name) for name in ("weights.npz", "classes.json", "model.tflite")}
+        staged = {name: os.path.join(scratch, name) for name in ("weights.npz", data.CLASS_NAMES_FILE, "model.tflite")}
         pretrained.save_binary_weights(trained, staged["weights.npz"])
         rebuilt = bcnn_keras.BCNN18(**shipped.architecture)
         pretrained.load_binary_weights(rebuilt, staged["weights.npz"])
@@ -64,7 +63,7 @@ def ship(result_json, run_dir, into=None):
         difference = float(np.max(np.abs(trained.predict(images, verbose=0) - rebuilt.predict(images, verbose=0))))
         if difference != 0.0:
             raise ValueError(f"the model rebuilt from weights.npz differs from the run's by up to {difference}")
-        data.write_class_names(staged["classes.json"], class_names)
+        data.write_class_names(staged[data.CLASS_NAMES_FILE], class_names)
         report = export.export(
             rebuilt, staged["model.tflite"], verify=DATASET, samples=TEST_IMAGES,
             parity_threshold=MIN_AGREEMENT, report_path=os.path.join(scratch, "report.json"),
