@@ -84,7 +84,7 @@ def main():
     parser.add_argument("--teacher-epochs", type=int, default=8)
     parser.add_argument("--phase1-epochs", type=int, default=4)
     parser.add_argument("--phase2-epochs", type=int, default=12)
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--phase2-learning-rate", type=float, default=3e-3)
     parser.add_argument("--alpha", type=float, default=TrainConfig.alpha, help="weight of the distillation loss")
