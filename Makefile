@@ -7,7 +7,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 DEMO_DIR := runs/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test test-slow test-all demo bench bench-accuracy bench-design notebooks fashion-mnist clean
+.PHONY: venv test test-slow test-all demo bench bench-accuracy bench-design bench-fine-tune bench-rivals notebooks fashion-mnist clean
 
 venv: $(INSTALLED)
 
@@ -48,9 +48,10 @@ demo: venv fashion-mnist
 	$(PY) -m bcnn_keras.demo $(DEMO_DIR)
 
 # Inference (224x224, against float ResNet-18 and larq-zoo, with the per-op profile) and training-speed benchmarks.
-bench: venv
+bench: venv fashion-mnist
 	$(PY) benchmarks/inference.py --extras --profile
 	$(PY) benchmarks/training_speed.py
+	$(PY) benchmarks/uint8_input.py
 
 # Re-runs the notebooks in place with their full settings (the committed outputs).
 notebooks: venv fashion-mnist
@@ -59,6 +60,15 @@ notebooks: venv fashion-mnist
 # The headline accuracy run (fully binary BCNN18 against its float twin, exported and verified).
 bench-accuracy: venv fashion-mnist
 	$(PY) benchmarks/fashion_mnist.py
+
+# Fine-tuning the shipped model on scikit-learn's digits against training from scratch (about 30 minutes).
+bench-fine-tune: venv fashion-mnist
+	$(PY) benchmarks/fine_tune_digits.py
+
+# Fully binary files against int8 TFLite models and larq-zoo-style ones: accuracy, bytes, latency
+# (hours on 2 cores; resumable: rows already trained, here or by bench-design, are kept).
+bench-rivals: venv fashion-mnist
+	$(PY) benchmarks/rivals.py
 
 # The design-space table: float input layer / shortcuts / classifier against fully binary.
 bench-design: venv fashion-mnist

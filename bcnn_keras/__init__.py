@@ -3,6 +3,10 @@
 Every convolution and fully-connected matrix multiply, including the layer on the raw image,
 the downsampling shortcuts and the classifier, is 1-bit weights x 1-bit activations.
 
+`import bcnn_keras` selects Keras 2 (tf-keras, which larq needs) for `tf.keras`, whether
+TensorFlow was imported before or not, and imports nothing else: TensorFlow loads when a name
+that needs it is first used, so the command lines can turn its logs down first.
+
 Example:
     >>> import bcnn_keras
     >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25)
@@ -10,24 +14,25 @@ Example:
     2
 """
 
+import os
+import sys
+
+from bcnn_keras.lazy import lazy_package
+
 __version__ = "0.1.0"
 
 _KERAS3_LOADED_MESSAGE = (
-    "bcnn_keras needs Keras 2 (tf-keras) but tf.keras is already Keras 3: "
-    "set TF_USE_LEGACY_KERAS=1 in the environment, or import bcnn_keras before touching tf.keras."
+    "bcnn_keras needs Keras 2 (tf-keras), but tf.keras was already used as Keras 3 in this process: "
+    "import bcnn_keras before the first use of tf.keras (importing tensorflow or keras first is fine), "
+    "or set TF_USE_LEGACY_KERAS=1 in the environment."
 )
-
-
 # The values TensorFlow reads as "yes" in TF_USE_LEGACY_KERAS.
 _TRUE_VALUES = ("1", "true", "True")
 
 
-def _ensure_keras2():
-    import os
-
-    # TensorFlow decides which Keras `tf.keras` means on its first attribute access,
-    # so the variable still takes effect as long as nobody has touched tf.keras yet. A value
-    # the user set is theirs: it is never overwritten.
+def _select_keras2():
+    # TensorFlow reads the variable on the first use of `tf.keras`, so setting it here works as
+    # long as nobody has used tf.keras yet. A value the user set is theirs: never overwritten.
     chosen = os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     if chosen not in _TRUE_VALUES:
         raise ImportError(
@@ -40,58 +45,50 @@ def _ensure_keras2():
     # imported, so it only takes effect when bcnn_keras comes first; TF_ENABLE_ONEDNN_OPTS=0
     # opts out.
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-    import tensorflow as tf
+    if "tensorflow" in sys.modules:
+        _redirect_imported_tensorflow(sys.modules["tensorflow"])
 
-    if not tf.keras.Model.__module__.startswith("tf_keras."):
+
+def _redirect_imported_tensorflow(tf):
+    """Points an already imported TensorFlow at Keras 2, unless it has used Keras 3 already.
+
+    `import tensorflow` without TF_USE_LEGACY_KERAS puts Keras 3's folders first on
+    `tensorflow.__path__`, so `from tensorflow.keras.x import y` (as larq does) would find Keras
+    3 even after `tf.keras` itself switched: Keras 2's folder goes first instead.
+    """
+    keras = tf.__dict__.get("keras")
+    state = vars(keras) if keras is not None else {}  # vars(): reading it does not load Keras
+    if state.get("_tfll_initialized") and state.get("_tfll_keras_version") == "keras_3":
         raise ImportError(_KERAS3_LOADED_MESSAGE)
+    if keras is not None and "_tfll_initialized" not in state and not keras.__name__.startswith("tf_keras"):
+        raise ImportError(_KERAS3_LOADED_MESSAGE)  # `import tensorflow.keras` replaced the lazy loader
+    from tensorflow.python.tools import module_util
+
+    keras3 = {module_util.get_parent_dir_for_name(name) for name in ("keras.api._v2.keras", "keras._tf_keras.keras")}
+    keras2 = module_util.get_parent_dir_for_name("tf_keras.api._v2.keras")
+    tf.__path__[:] = [keras2] + [path for path in tf.__path__ if path not in keras3 and path != keras2]
 
 
-_ensure_keras2()
+_select_keras2()
 
-from bcnn_keras import callbacks, data, distillation, pretrained  # noqa: E402
-from bcnn_keras.layers import (  # noqa: E402
-    BinaryConv2D,
-    ChannelDuplication,
-    HardTanh,
-    LearnedThreshold,
-    PhasedSign,
-    RPReLU,
-    ThermometerEncoding,
-    bcnn_block,
-    binary_classifier,
-    binary_input_block,
-    downsampling_shortcut,
-    float_classifier,
-    float_input_block,
-    get_phase,
-    phased_quantizers,
-    set_phase,
-)
-from bcnn_keras.models import BCNN18, BCNN18Small, BCNNA, custom_objects  # noqa: E402
+# Public names -> the module that defines them, imported on first use.
+_EXPORTS = {
+    "BCNN18": "models",
+    "BCNN18Small": "models",
+    "BCNNA": "models",
+    "BCNN8": "models",
+    "BCNN6": "models",
+    "custom_objects": "models",
+    **{
+        name: "layers"
+        for name in (
+            "BinaryConv2D", "ChannelDuplication", "HardTanh", "LearnedThreshold", "PhasedSign", "RPReLU",
+            "ThermometerEncoding", "bcnn_block", "binary_classifier", "binary_input_block", "downsampling_shortcut",
+            "float_classifier", "float_input_block", "get_phase", "phased_quantizers", "set_phase",
+        )
+    },
+}
+_SUBMODULES = ("callbacks", "data", "distillation", "pretrained")
 
-__all__ = [
-    "BCNN18",
-    "BCNN18Small",
-    "BCNNA",
-    "BinaryConv2D",
-    "ChannelDuplication",
-    "HardTanh",
-    "LearnedThreshold",
-    "PhasedSign",
-    "RPReLU",
-    "ThermometerEncoding",
-    "bcnn_block",
-    "binary_classifier",
-    "binary_input_block",
-    "callbacks",
-    "custom_objects",
-    "data",
-    "distillation",
-    "downsampling_shortcut",
-    "float_classifier",
-    "float_input_block",
-    "get_phase",
-    "phased_quantizers",
-    "pretrained",
-    "set_phase",
-]
+__all__ = sorted([*_EXPORTS, *_SUBMODULES])
+lazy_package(__name__, _EXPORTS, _SUBMODULES)

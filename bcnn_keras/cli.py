@@ -42,3 +42,29 @@ def quiet_libraries():
     warnings.simplefilter("ignore")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+class Progress:
+    """A progress bar on the terminal: `progress(done, total)` redraws one line of stderr.
+
+    It draws only when stderr is a terminal and `total` is over `threshold`, so logs and pipes
+    get nothing. The stream is a copy of file descriptor 2 taken when it is made, so that it
+    still reaches the terminal while the libraries' own stderr output is captured.
+
+    Example:
+        >>> progress = Progress("verifying")
+        >>> progress(5, 100)  # draws nothing here: stderr is not a terminal
+    """
+
+    def __init__(self, label, threshold=10, width=30):
+        self.label, self.threshold, self.width = label, threshold, width
+        self.stream = os.fdopen(os.dup(2), "w") if os.isatty(2) else None
+
+    def __call__(self, done, total):
+        if self.stream is None or total <= self.threshold:
+            return
+        filled = self.width * done // total
+        line = f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total}"
+        end = "\r" + " " * len(line) + "\r" if done >= total else ""
+        self.stream.write("\r" + line + end)
+        self.stream.flush()

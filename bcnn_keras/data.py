@@ -41,6 +41,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 # PIL modes of one-channel images; every other mode (RGB, RGBA, palette, CMYK, YCbCr) is read as RGB.
 _GREY_MODES = ("1", "L", "LA", "La", "I", "F")
 DEFAULT_VALIDATION_SPLIT = 0.2
+# The split name of the images held out of a dataset's training split (`validation_images`).
+VALIDATION_SPLIT = "validation"
+# Seeds the choice of held-out images: the same validation set in every run, whatever its --seed.
+VALIDATION_SEED = 1234
 # What the training CLI writes next to `model.keras`, and the exporter and `predict` read.
 CLASS_NAMES_FILE = "classes.json"
 
@@ -55,7 +59,8 @@ class ImageFolderError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class DatasetSpec:
-    """What a model needs to know about a dataset (`class_names`: None when not known)."""
+    """What a model needs to know about a dataset (`class_names`: None when not known;
+    `train_size`: the examples of the train split)."""
 
     name: str
     image_shape: tuple
@@ -63,6 +68,7 @@ class DatasetSpec:
     train_split: str = "train"
     test_split: str = "test"
     class_names: tuple | None = None
+    train_size: int | None = None
 
 
 FASHION_MNIST_CLASSES = (
@@ -71,9 +77,9 @@ FASHION_MNIST_CLASSES = (
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 DATASETS = {
-    "fashion_mnist": DatasetSpec("fashion_mnist", (28, 28, 1), 10, class_names=FASHION_MNIST_CLASSES),
-    "cifar10": DatasetSpec("cifar10", (32, 32, 3), 10, class_names=CIFAR10_CLASSES),
-    "imagenet2012": DatasetSpec("imagenet2012", (224, 224, 3), 1000, test_split="validation"),
+    "fashion_mnist": DatasetSpec("fashion_mnist", (28, 28, 1), 10, class_names=FASHION_MNIST_CLASSES, train_size=60_000),
+    "cifar10": DatasetSpec("cifar10", (32, 32, 3), 10, class_names=CIFAR10_CLASSES, train_size=50_000),
+    "imagenet2012": DatasetSpec("imagenet2012", (224, 224, 3), 1000, test_split="validation", train_size=1_281_167),
 }
 
 
@@ -142,35 +148,43 @@ def image_header(path):
         return (image.height, image.width), image_channels(image)
 
 
-def read_image(path, size=None, channels=None):
+def read_image(path, size=None, channels=None, convert=False):
     """An image file as uint8 pixels `[height, width, channels]`, resized (bilinear, PIL) to
     `size` `(height, width)` if given. Alpha is dropped and palettes expanded; grey images have
-    one channel, others three. With `channels`, an image of another channel count is refused:
-    grey and RGB are never converted into each other. Raises `ImageFolderError` naming the file.
+    one channel, others three. With `channels`, an image of another channel count is refused,
+    unless `convert`: then RGB becomes grey (PIL's `convert("L")`) and grey is repeated into
+    three channels. Raises `ImageFolderError` naming the file.
 
-    Training (`make_dataset` on a folder) and `bcnn_keras.predict` both read images with it.
+    Training (`make_dataset` on a folder, never converting: a folder is one kind of image) and
+    `bcnn_keras.predict` (converting) both read images with it.
 
     Example:
         >>> from PIL import Image
         >>> Image.new("RGB", (20, 20)).save("cat.png")
-        >>> read_image("cat.png", size=(32, 32)).shape
-        (32, 32, 3)
+        >>> read_image("cat.png", size=(32, 32)).shape, read_image("cat.png", channels=1, convert=True).shape
+        ((32, 32, 3), (20, 20, 1))
     """
     with _open_image(path) as image:
-        found = image_channels(image)
-        if channels is not None and found != channels:
-            raise ImageFolderError(
-                f"{path}: a {_channel_name(found)} image, but the model takes {_channel_name(channels)} "
-                f"images (convert the image to {_channel_name(channels)} first)"
-            )
-        try:
-            image = image.convert("L" if found == 1 else "RGB")
-            if size is not None and (image.height, image.width) != tuple(size):
-                image = image.resize((size[1], size[0]), resample=_bilinear())
-            pixels = np.asarray(image, dtype=np.uint8)
-        except Exception as error:  # a truncated or corrupt body fails only when decoded
-            raise ImageFolderError(f"{path}: not a readable image ({first_line(error)})") from error
-    return pixels.reshape(*pixels.shape[:2], found)
+        return image_pixels(image, size, channels, convert, label=path)
+
+
+def image_pixels(image, size=None, channels=None, convert=False, label="image"):
+    """`read_image` for an open PIL image; errors name it `label`."""
+    found = image_channels(image)
+    if channels is not None and found != channels and not convert:
+        raise ImageFolderError(
+            f"{label}: a {_channel_name(found)} image, but the model takes {_channel_name(channels)} "
+            f"images (convert the image to {_channel_name(channels)} first)"
+        )
+    wanted = channels if channels is not None else found
+    try:
+        image = image.convert("L" if wanted == 1 else "RGB")
+        if size is not None and (image.height, image.width) != tuple(size):
+            image = image.resize((size[1], size[0]), resample=_bilinear())
+        pixels = np.asarray(image, dtype=np.uint8)
+    except Exception as error:  # a truncated or corrupt body fails only when decoded
+        raise ImageFolderError(f"{label}: not a readable image ({first_line(error)})") from error
+    return pixels.reshape(*pixels.shape[:2], wanted)
 
 
 def _bilinear():
@@ -195,7 +209,8 @@ class ImageFolder:
         by default the size of the folder's first image."""
         size = _size_pair(image_size) if image_size is not None else self.first_size
         return DatasetSpec(
-            FOLDER_PREFIX + self.root, (*size, self.channels), len(self.class_names), class_names=self.class_names
+            FOLDER_PREFIX + self.root, (*size, self.channels), len(self.class_names), class_names=self.class_names,
+            train_size=len(self.files["train"]),
         )
 
 
@@ -479,6 +494,43 @@ def _source(name, split, *, data_dir, manual_dir):
     return _load_tfds(name, split, data_dir=data_dir, manual_dir=manual_dir)
 
 
+def held_out_mask(train_size, validation_images):
+    """A boolean mask over a training split of `train_size` examples: True for the
+    `validation_images` held out as the validation set, a fixed seeded choice (`VALIDATION_SEED`).
+
+    Example:
+        >>> mask = held_out_mask(60_000, 5_000)
+        >>> int(mask.sum()), bool(mask[:10].any() or mask[10:].any())
+        (5000, True)
+    """
+    if not 0 < validation_images < train_size:
+        raise ValueError(f"validation_images must be between 1 and {train_size - 1} (the training split's size), got {validation_images}")
+    mask = np.zeros(train_size, dtype=bool)
+    mask[np.random.default_rng(VALIDATION_SEED).permutation(train_size)[:validation_images]] = True
+    return mask
+
+
+def _split_source(name, split, spec, validation_images, *, data_dir, manual_dir):
+    """The examples of `split`; with `validation_images`, the training split without its
+    held-out images, or (split "validation") those images alone."""
+    if not validation_images:
+        return _source(name, split, data_dir=data_dir, manual_dir=manual_dir)
+    if split not in (spec.train_split, VALIDATION_SPLIT):
+        return _source(name, split, data_dir=data_dir, manual_dir=manual_dir)
+    train = _source(name, spec.train_split, data_dir=data_dir, manual_dir=manual_dir)
+    size = int(train.cardinality()) if train.cardinality() >= 0 else sum(1 for _ in train)
+    keep = held_out_mask(size, validation_images) == (split == VALIDATION_SPLIT)
+
+    def kept(index, example):
+        return tf.constant(keep)[index]
+
+    def without_index(index, example):
+        return example
+
+    selected = train.enumerate().filter(kept).map(without_index)
+    return selected.apply(tf.data.experimental.assert_cardinality(int(keep.sum())))
+
+
 def _pad_and_crop(image, seed, padding):
     height, width, channels = image.shape
     padded = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
@@ -553,6 +605,7 @@ def make_dataset(
     image_size=None,
     validation_split=None,
     split_seed=0,
+    validation_images=None,
 ):
     """A batched, prefetched `tf.data.Dataset` of (float32 pixels in 0..255, int64 labels).
 
@@ -572,8 +625,17 @@ def make_dataset(
     `test/` subfolders, split by `validation_split` (default 0.2) with `split_seed`, the same
     for both splits. `image_size` and `validation_split` are for folders only.
 
+    `validation_images` holds a fixed, seeded set of that many training images out (see
+    `held_out_mask`): the train split is the rest, and the split "validation" is those images.
+    Recipes are chosen on it, so that the test split is evaluated once, at the end.
+
+    The last batch of an epoch may be smaller than `batch_size`: no image is left out.
+
     Example:
         >>> test = make_dataset("fashion_mnist", "test", batch_size=256)
+        >>> validation = make_dataset("fashion_mnist", "validation", 1000, validation_images=5000)
+        >>> sum(len(labels) for _, labels in validation)
+        5000
     """
     folder = None
     if is_folder(name):
@@ -583,9 +645,13 @@ def make_dataset(
         if validation_split is not None:
             raise ValueError(f"validation_split is for folder:PATH datasets only; {name} has its own test split")
         spec = dataset_spec(name, image_size)
+    if validation_images and folder is not None:
+        raise ValueError("validation_images is for the named datasets; a folder's test split is its validation_split")
     augmentation = _augmentation(augment)
     if training is None:
         training = split == spec.train_split
+    if split == VALIDATION_SPLIT and not validation_images:
+        raise ValueError(f"the split {VALIDATION_SPLIT!r} exists only with validation_images (held out of the training split)")
     if teacher is not None and training and augmentation != "none":
         raise ValueError("teacher outputs can be computed once only for un-augmented training data (augment='none')")
     if teacher is not None and name == "imagenet2012":
@@ -593,7 +659,7 @@ def make_dataset(
     if folder is not None:
         dataset = _folder_source(folder, split, spec.image_shape, limit)
     else:
-        dataset = _source(name, split, data_dir=data_dir, manual_dir=manual_dir)
+        dataset = _split_source(name, split, spec, validation_images, data_dir=data_dir, manual_dir=manual_dir)
     if limit:
         dataset = dataset.take(limit)
     dataset = dataset.map(lambda image, label: (tf.cast(image, tf.float32), tf.cast(label, tf.int64)))
@@ -613,7 +679,7 @@ def make_dataset(
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
-    dataset = dataset.batch(batch_size, drop_remainder=training)
+    dataset = dataset.batch(batch_size)
     options = tf.data.Options()
     options.deterministic = True
     return dataset.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -27,12 +27,10 @@ _UMASK = _read_umask()
 
 
 @contextlib.contextmanager
-def atomic_write(path, *, remove_old_on_failure=False):
+def atomic_write(path):
     """Yields a temporary path next to `path` (same extension, for writers that need it); renames
-    it to `path` when the block succeeds.
-
-    On failure the temporary file goes, and `path` keeps its old content, unless
-    `remove_old_on_failure` (for outputs where a stale file could be taken for this run's).
+    it to `path` when the block succeeds. On failure the temporary file goes, and `path` keeps
+    its old content.
 
     Example:
         >>> with atomic_write("history.json") as temporary:
@@ -48,11 +46,6 @@ def atomic_write(path, *, remove_old_on_failure=False):
         yield temporary
         os.chmod(temporary, 0o666 & ~_UMASK)  # mkstemp makes it private; the result should not be
         os.replace(temporary, path)
-    except BaseException:
-        if remove_old_on_failure and os.path.isfile(path):
-            with contextlib.suppress(FileNotFoundError):  # keep the error that got us here
-                os.remove(path)
-        raise
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)

@@ -23,12 +23,22 @@ CHANNEL_MULTIPLES = (8, 32)
 LAYER_KINDS = ("binary", "float")
 STEM_STRIDES = (1, 2, 4)
 
-# (filters, kernel_size, strides) of each BCNN block, at width multiplier 1.
-_RESNET18_BLOCKS = [
-    (filters, 3, 2 if stage > 0 and conv == 0 else 1)
-    for stage, filters in enumerate((64, 128, 256, 512))
-    for conv in range(4)
-]
+
+
+def _resnet_blocks(widths, convs_per_stage):
+    """(filters, kernel_size, strides) of each BCNN block of a ResNet layout, at width multiplier
+    1: the first conv of every stage after the first halves the map."""
+    return [
+        (filters, 3, 2 if stage > 0 and conv == 0 else 1)
+        for stage, (filters, convs) in enumerate(zip(widths, convs_per_stage))
+        for conv in range(convs)
+    ]
+
+
+_RESNET18_BLOCKS = _resnet_blocks((64, 128, 256, 512), (4, 4, 4, 4))
+# Small-image layouts (28-96 px): a stride-2 input block, then few blocks (see BCNN8, BCNN6).
+_BCNN8_BLOCKS = _resnet_blocks((32, 64, 128), (2, 2, 2))
+_BCNN6_BLOCKS = _resnet_blocks((32, 64, 128, 256), (1, 1, 1, 1))
 # ReActNet-A: (input width, output width, stride) of each MobileNet-V1 depthwise-separable pair.
 _MOBILENET_V1_PAIRS = [
     (32, 64, 1),
@@ -99,6 +109,8 @@ def _check_arguments(weights, classes, include_top, pooling):
             "no ImageNet weights exist for bcnn_keras models: use weights=None and train, "
             "or pass the path of a weights file"
         )
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
     if isinstance(weights, pretrained.PretrainedWeights):
         return
     if weights is not None and not (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights)):
@@ -109,8 +121,6 @@ def _check_arguments(weights, classes, include_top, pooling):
         )
     if include_top and (not isinstance(classes, int) or classes < 1):
         raise ValueError(f"classes must be an integer >= 1, got {classes!r}")
-    if pooling not in (None, "avg", "max"):
-        raise ValueError(f"pooling must be None, 'avg' or 'max', got {pooling!r}")
 
 
 def _bcnn(
@@ -216,7 +226,9 @@ def _bcnn(
     inputs = tf.keras.utils.get_source_inputs(image) if input_tensor is not None else image
     model = tf.keras.Model(inputs, x, name=name if binary else f"{name}_float")
     if isinstance(weights, pretrained.PretrainedWeights):
-        weights.load_into(model)
+        weights.load_into(model, include_top)
+        if include_top:
+            model.class_names = weights.class_names  # the exporter writes them into the .tflite
     elif weights is not None:
         model.load_weights(weights)
     return model
@@ -373,13 +385,84 @@ def BCNNA(
     return _bcnn(_REACTNET_A_BLOCKS, stem_filters=32, default_stem_stride=2, **pretrained.resolve(BCNNA, locals()))
 
 
+def BCNN8(
+    *,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    width_multiplier=1.0,
+    channel_multiple=8,
+    stem_strides=2,
+    stem_kernel_size=3,
+    stem_pool_size=None,
+    input_encoding="thermometer",
+    encoding_levels=None,
+    nonlinearity="rprelu",
+    input_layer="binary",
+    shortcut="pool",
+    classifier="binary",
+    binary=True,
+    name="bcnn8",
+):
+    """A fully binary network for small images (28-96 px): a 3x3 stride-2 input block of 32
+    channels, then three stages of two BCNN blocks (32, 64, 128 channels), 8 binary matrix ops
+    in all. At 28x28 it does a third of the binary MACs of BCNN18 at width 0.25 with its
+    stride-1 input block.
+
+    Example:
+        >>> model = bcnn_keras.BCNN8(input_shape=(28, 28, 1), classes=10)
+        >>> model.get_layer("stem_conv").strides, model.output_shape
+        ((2, 2), (None, 10))
+    """
+    # Every argument above goes to the builder; named weights fix the architecture's.
+    return _bcnn(_BCNN8_BLOCKS, stem_filters=32, default_stem_stride=2, **pretrained.resolve(BCNN8, locals()))
+
+
+def BCNN6(
+    *,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    width_multiplier=1.0,
+    channel_multiple=8,
+    stem_strides=2,
+    stem_kernel_size=3,
+    stem_pool_size=None,
+    input_encoding="thermometer",
+    encoding_levels=None,
+    nonlinearity="rprelu",
+    input_layer="binary",
+    shortcut="pool",
+    classifier="binary",
+    binary=True,
+    name="bcnn6",
+):
+    """The smallest fully binary network for small images: a 3x3 stride-2 input block of 32
+    channels, then one BCNN block per stage (32, 64, 128, 256 channels), 6 binary matrix ops.
+
+    Example:
+        >>> model = bcnn_keras.BCNN6(input_shape=(28, 28, 1), classes=10)
+        >>> [model.get_layer(f"block{i}_conv").filters for i in range(1, 5)]
+        [32, 64, 128, 256]
+    """
+    # Every argument above goes to the builder; named weights fix the architecture's.
+    return _bcnn(_BCNN6_BLOCKS, stem_filters=32, default_stem_stride=2, **pretrained.resolve(BCNN6, locals()))
+
+
 # The presets share their arguments, documented once (as keras.applications does).
-BCNN18.__doc__ += _COMMON_ARGUMENTS_DOC
-BCNN18Small.__doc__ += _COMMON_ARGUMENTS_DOC
-BCNNA.__doc__ += _COMMON_ARGUMENTS_DOC
+for _preset in (BCNN18, BCNN18Small, BCNNA, BCNN8, BCNN6):
+    _preset.__doc__ += _COMMON_ARGUMENTS_DOC
 
 
-def initialize_from_float_twin(model, float_twin):
+def initialize_from_float_twin(model, float_twin, partial=False):
     """Copies every weight of a (trained) float twin into the binary `model` of the same shape.
 
     The float twin computes hard-tanh where `model` takes the sign, so it is a real-valued
@@ -388,10 +471,18 @@ def initialize_from_float_twin(model, float_twin):
     the training phase flags are left as they are; kernels are clipped to the model's
     constraint (larq's weight clip).
 
+    With `partial=True`, `model` may differ from the twin in some layers (a float input layer or
+    classifier, float shortcuts): only the layers of the same name and weight shapes are copied.
+    Returns the names of `model`'s layers that kept their own weights.
+
     Example:
         >>> twin = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25, binary=False)
         >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25)
         >>> initialize_from_float_twin(model, twin)
+        []
+        >>> ablation = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25, classifier="float")
+        >>> initialize_from_float_twin(ablation, twin, partial=True)
+        ['classifier_dense']
     """
     def mismatch(detail):
         return ValueError(f"{float_twin.name!r} is not the float twin of {model.name!r}: {detail}")
@@ -400,24 +491,27 @@ def initialize_from_float_twin(model, float_twin):
     source_layers = {layer.name: layer for layer in float_twin.layers}
     targets = [layer for layer in model.layers if layer.weights]
     extra = {name for name, layer in source_layers.items() if layer.weights} - {layer.name for layer in targets}
-    if extra:
+    if extra and not partial:
         raise mismatch(f"it has layers {sorted(extra)}")
-    pairs = []
+    pairs, kept = [], []
     for layer in targets:
         source = source_layers.get(layer.name)
         variables = [w for w in layer.weights if id(w) not in phase_flags]
-        if source is None or len(source.weights) != len(variables):
-            raise mismatch(f"layer {layer.name!r} differs")
-        for variable, value in zip(variables, source.weights):
-            if variable.shape != value.shape:
-                raise mismatch(f"{variable.name} has shape {variable.shape}, the twin's {value.shape}")
-            pairs.append((variable, value))
+        shapes = [tuple(v.shape) for v in variables]
+        if source is None or shapes != [tuple(w.shape) for w in source.weights]:
+            if partial:
+                kept.append(layer.name)
+                continue
+            found = "missing" if source is None else [tuple(w.shape) for w in source.weights]
+            raise mismatch(f"layer {layer.name!r} has weights of shapes {shapes}, the twin's: {found}")
+        pairs += zip(variables, source.weights)
     for variable, value in pairs:
         variable.assign(value)
     # The twin's kernels are unconstrained; clip them now rather than at the first update.
     for layer in targets:
-        if getattr(layer, "kernel_constraint", None) is not None:
+        if layer.name not in kept and getattr(layer, "kernel_constraint", None) is not None:
             layer.kernel.assign(layer.kernel_constraint(layer.kernel))
+    return kept
 
 
 def custom_objects():

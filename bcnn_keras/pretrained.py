@@ -20,6 +20,8 @@ from bcnn_keras import layers
 PRETRAINED_DIR = pathlib.Path(__file__).parent / "pretrained"
 # Marks the packed sign bits of a binary kernel in the weights file.
 _SIGN_BITS = "sign_bits:"
+# The layer-name prefix of a model's top (`layers.binary_classifier` and `float_classifier`).
+CLASSIFIER_PREFIX = "classifier"
 _SHAPE = "shape:"
 
 
@@ -59,9 +61,16 @@ class PretrainedWeights:
         with open(PRETRAINED_DIR / self.folder / "record.json") as stream:
             return json.load(stream)
 
-    def load_into(self, model):
-        """Loads the weights into `model` after checking their checksum."""
-        load_binary_weights(model, self.path, sha256=self.sha256)
+    @property
+    def class_names(self):
+        """The names of the classes, as the classifier orders them (`classes.json`)."""
+        with open(PRETRAINED_DIR / self.folder / "classes.json") as stream:
+            return json.load(stream)
+
+    def load_into(self, model, include_top=True):
+        """Loads the weights into `model` after checking their checksum; without the top, the
+        classifier's weights are left out."""
+        load_binary_weights(model, self.path, sha256=self.sha256, skip=() if include_top else (CLASSIFIER_PREFIX,))
 
 
 SHIPPED = {
@@ -138,11 +147,13 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
-def load_binary_weights(model, path, sha256=None):
+def load_binary_weights(model, path, sha256=None, skip=()):
     """Loads a file of `save_binary_weights` into `model` and puts it into phase 2.
 
     `sha256`, when given, must match the file's checksum. Every weight must be present with its
-    shape; a file that does not fit raises `ValueError` naming the first difference.
+    shape; a file that does not fit raises `ValueError` naming the first difference. Weights of
+    layers whose names start with one of `skip` may be in the file without a place in `model`
+    (the classifier, for a model built without its top).
 
     Example:
         >>> trained = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.25)
@@ -166,12 +177,21 @@ def load_binary_weights(model, path, sha256=None):
             raise ValueError(f"{path}: {name} has shape {tuple(value.shape)}, the model's is {tuple(variable.shape)}")
         values.append((variable, value))
         unused -= {name, _SIGN_BITS + name, _SHAPE + name}
+    unused = {name for name in unused if not _weight_name(name).startswith(tuple(skip))}
     if unused:
         # Weights of layers this model lacks: it is not the model the file was saved from.
         raise ValueError(f"{path} holds weights the model has no place for, such as {sorted(unused)[0]}")
     for variable, value in values:
         variable.assign(value)
     layers.set_phase(model, 2)
+
+
+def _weight_name(key):
+    """"layer/weight:0" of a key of the weights file."""
+    for prefix in (_SIGN_BITS, _SHAPE):
+        if key.startswith(prefix):
+            return key[len(prefix) :]
+    return key
 
 
 def _unpacked(path, arrays, name, shape):
@@ -192,8 +212,10 @@ def resolve(preset, arguments):
     """The builder `arguments` of `preset` with named weights (`weights="fashion_mnist"`) applied.
 
     The named weights fix the architecture they were trained with: an argument left at its
-    default takes the recorded value, and any other value raises `ValueError`. `weights`
-    becomes the `PretrainedWeights`; other values pass through unchanged.
+    default takes the recorded value, and any other value raises `ValueError`. Without the top
+    (`include_top=False`, for fine-tuning) the classes do not matter and the input may have any
+    size the architecture accepts, with the recorded channel count. `weights` becomes the
+    `PretrainedWeights`; other values pass through unchanged.
     """
     weights = arguments.get("weights")
     names = {dataset for _, dataset in SHIPPED}
@@ -203,18 +225,35 @@ def resolve(preset, arguments):
     if shipped is None:
         presets = sorted(p for p, dataset in SHIPPED if dataset == weights)
         raise ValueError(f"weights={weights!r} exist only for {', '.join(presets)}, not for {preset.__name__}")
-    if not arguments["include_top"] or not arguments["binary"]:
-        raise ValueError(f"weights={weights!r} need include_top=True and binary=True")
+    if not arguments["binary"]:
+        raise ValueError(f"weights={weights!r} are the binary model's: they need binary=True")
     defaults = {name: p.default for name, p in inspect.signature(preset).parameters.items()}
     resolved = dict(arguments, weights=shipped)
+    trunk = not arguments["include_top"]
     for name, recorded in shipped.architecture.items():
         given = arguments[name]
+        if trunk and name == "classes":
+            continue
+        if trunk and name == "input_shape" and given is not None:
+            _check_channels(weights, given, recorded)
+            continue
         if given is not None and tuple(np.atleast_1d(given)) == tuple(np.atleast_1d(recorded)):
             continue
         if given != defaults[name]:
-            raise ValueError(
-                f"weights={weights!r} were trained with {name}={recorded!r}, got {name}={given!r} "
-                "(leave it out to take the trained value)"
-            )
+            hint = " (leave it out to take the trained value)"
+            if name in ("classes", "input_shape"):
+                hint = (
+                    f"; for {'other classes' if name == 'classes' else 'another input size'}, build the trunk with "
+                    f"include_top=False and put a new classifier on it (fine-tuning)"
+                )
+            raise ValueError(f"weights={weights!r} were trained with {name}={recorded!r}, got {name}={given!r}{hint}")
         resolved[name] = recorded
     return resolved
+
+
+def _check_channels(weights, input_shape, recorded):
+    if len(tuple(input_shape)) != 3 or tuple(input_shape)[-1] != recorded[-1]:
+        raise ValueError(
+            f"weights={weights!r} are for images of {recorded[-1]} channel(s), got input_shape={tuple(input_shape)!r}: "
+            "convert the images, or train from scratch"
+        )

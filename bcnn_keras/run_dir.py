@@ -4,12 +4,14 @@
         config.json          the settings of the run (a re-run with other settings is refused)
         model.keras          the final model, written last
         classes.json         its class names, when the dataset has them
-        history.json         one record per epoch
+        history.json         one record per epoch (val_*: the test split, or the validation set)
+        test.json            with a validation set: the test top-1, evaluated once at the end
         training.png         loss and accuracy per epoch
         checkpoints/         epoch_NNN.keras after every epoch
         backup/              Keras' `BackupAndRestore` state, from which a re-run resumes
         logs/                TensorBoard logs
         teacher/             the same again for a float-twin teacher
+        head/                the same again for the new classifier trained alone (fine-tuning)
 
 Every file is written atomically (`bcnn_keras.files`), so a killed run leaves whole files only.
 """
@@ -27,12 +29,17 @@ CONFIG_FILE = "config.json"
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
 PLOT_FILE = "training.png"
+TEST_FILE = "test.json"
 CHECKPOINTS = "checkpoints"
 BACKUP = "backup"
 LOGS = "logs"
 TEACHER = "teacher"
+HEAD = "head"
 # What a run writes into its output dir (and a restart removes).
-RUN_FILES = (CONFIG_FILE, MODEL_FILE, data.CLASS_NAMES_FILE, HISTORY_FILE, PLOT_FILE, CHECKPOINTS, BACKUP, LOGS, TEACHER)
+RUN_FILES = (
+    CONFIG_FILE, MODEL_FILE, data.CLASS_NAMES_FILE, HISTORY_FILE, TEST_FILE, PLOT_FILE, CHECKPOINTS, BACKUP, LOGS, TEACHER,
+    HEAD,
+)
 
 
 class RunDir(NamedTuple):
@@ -99,6 +106,28 @@ def save_final_model(model, spec, run_dir):
     if spec.class_names:
         data.write_class_names(run_dir.written(data.CLASS_NAMES_FILE), spec.class_names)
     save_model(model, run_dir.written(MODEL_FILE))
+
+
+def write_test_result(path, top1, images):
+    """Records the test top-1 of a run that chose its recipe on a validation set (`test.json`).
+
+    Example:
+        >>> write_test_result("test.json", 0.9, 10000)
+        >>> read_test_result(".")
+        {'split': 'test', 'top1': 0.9, 'images': 10000}
+    """
+    files.write_json(path, {"split": "test", "top1": top1, "images": images}, indent=1)
+
+
+def read_test_result(output_dir):
+    """The `test.json` of a run dir, or None when the run has none.
+
+    Example:
+        >>> read_test_result("no-run-here") is None
+        True
+    """
+    path = os.path.join(output_dir, TEST_FILE)
+    return files.read_json(path) if os.path.exists(path) else None
 
 
 def load_history(path):

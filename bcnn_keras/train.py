@@ -9,17 +9,22 @@
 The flags are the fields of `bcnn_keras.training.TrainConfig` (their defaults and help too),
 and the training is `bcnn_keras.training.run`; `bcnn_keras.run_dir` describes what the output
 dir receives. A re-run with the same output dir resumes (also after SIGKILL).
+
+TensorFlow's log lines are held back (`--library-logs` shows them): the module imports
+TensorFlow only after it has turned them down.
 """
 
 import argparse
 import dataclasses
+import os
+import shlex
 import sys
 import types
 import typing
 
-from bcnn_keras import data
-from bcnn_keras.cli import EXIT_BAD_INPUT, OneLineParser, fail
-from bcnn_keras.training import TrainConfig, TrainingError, check_dataset_name, flag, run
+from bcnn_keras.cli import EXIT_BAD_INPUT, OneLineParser, fail, quiet_libraries
+
+LIBRARY_LOGS = "--library-logs"
 
 
 def dataset_name(value):
@@ -29,6 +34,8 @@ def dataset_name(value):
         >>> dataset_name("folder:photos")
         'folder:photos'
     """
+    from bcnn_keras.training import TrainingError, check_dataset_name
+
     try:
         check_dataset_name(value)
     except TrainingError as error:
@@ -40,7 +47,7 @@ def dataset_name(value):
 _PARSERS = {"dataset": dataset_name}
 
 
-def _value_type(field):
+def value_type(field):
     """The type of a field's values: `int` for `int | None`."""
     if isinstance(field.type, types.UnionType):
         return next(kind for kind in typing.get_args(field.type) if kind is not type(None))
@@ -48,25 +55,29 @@ def _value_type(field):
 
 
 def _argument_options(field):
-    """The `add_argument` options of the flag of a `TrainConfig` field."""
+    """The `add_argument` options of the flag of a `TrainConfig` field; its help ends with its default."""
     options = {"help": field.metadata["help"]}
     if field.default is dataclasses.MISSING:
-        return {**options, "required": True}
-    if _value_type(field) is bool:
-        return {**options, "action": "store_true"}
-    options.update(type=_PARSERS.get(field.name, _value_type(field)), default=field.default)
+        return {**options, "required": True, "help": options["help"] + " (required)"}
+    if value_type(field) is bool:
+        return {**options, "action": "store_true", "help": options["help"] + " (default: off)"}
+    if "(default" not in options["help"]:
+        options["help"] += " (default: %(default)s)"
+    options.update(type=_PARSERS.get(field.name, value_type(field)), default=field.default)
     if field.metadata["choices"]:
         options["choices"] = list(field.metadata["choices"])
     return options
 
 
 def build_parser():
-    """The command line: one flag per `TrainConfig` field, plus `--no-augment`.
+    """The command line: one flag per `TrainConfig` field, plus `--no-augment` and `--library-logs`.
 
     Example:
         >>> build_parser().parse_args(["--output-dir", "run", "--no-augment"]).augment
         'none'
     """
+    from bcnn_keras.training import TrainConfig, flag
+
     parser = OneLineParser(
         prog="python -m bcnn_keras.train",
         description="Two-step training of a fully binary CNN (phase 1: binary activations and "
@@ -80,8 +91,11 @@ def build_parser():
                 dest="augment",
                 action="store_const",
                 const="none",
-                help="the same as --augment none (short schedules can fit better without augmentation)",
+                help="the same as --augment none (short schedules can fit better without augmentation) (default: off)",
             )
+    parser.add_argument(
+        LIBRARY_LOGS, action="store_true", help="show TensorFlow's and the other libraries' log lines (default: off)"
+    )
     return parser
 
 
@@ -92,18 +106,51 @@ def main(argv=None):
         >>> main(["--output-dir", "run", "--batch-size", "0"])
         2
     """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if LIBRARY_LOGS not in argv:
+        quiet_libraries()  # before TensorFlow loads: its import prints C++ log lines
+    from bcnn_keras import data
+    from bcnn_keras.training import TrainConfig, TrainingError, run
+
     args = build_parser().parse_args(argv)
+    settings = {key: value for key, value in vars(args).items() if key != "library_logs"}
     try:
-        records = run(TrainConfig(**vars(args)))  # the config checks its values when made
+        records = run(TrainConfig(**settings))  # the config checks its values when made
     except (TrainingError, data.DatasetNotFoundError, ValueError) as error:
         return fail(error, EXIT_BAD_INPUT)
     except OSError as error:  # e.g. a full or unwritable output dir; every file is written atomically
         where = error.filename or args.output_dir
         return fail(f"{where}: {error.strerror or error} (files written before are intact)", EXIT_BAD_INPUT)
-    last = records[-1] if records else {}
-    if "val_accuracy" in last:
-        print(f"final test accuracy: {last['val_accuracy']:.4f} ({args.output_dir}/model.keras)")
+    print(summary(args, records[-1] if records else {}))
     return 0
+
+
+def summary(args, last):
+    """The lines that end a run: its accuracy, then the commands to export the model and to see
+    its curves.
+
+    Example:
+        >>> print(summary(argparse.Namespace(output_dir="runs/a b", validation_images=None), {"val_accuracy": 0.9}))
+        final test top-1: 0.9000 (runs/a b/model.keras)
+        next: bcnn-export 'runs/a b/model.keras' -o 'runs/a b/model.tflite' --verify ...
+              tensorboard --logdir 'runs/a b/logs'
+    """
+    from bcnn_keras import data
+    from bcnn_keras.run_dir import LOGS, MODEL_FILE, read_test_result
+
+    model = os.path.join(args.output_dir, MODEL_FILE)
+    lines = []
+    if "val_accuracy" in last:
+        measured_on = "validation" if args.validation_images else "test"
+        lines.append(f"final {measured_on} top-1: {last['val_accuracy']:.4f} ({model})")
+    tested = read_test_result(args.output_dir) if args.validation_images else None
+    if tested:
+        lines.append(f"test top-1, evaluated once: {tested['top1']:.4f} on {tested['images']} images")
+    verify = args.dataset if getattr(args, "dataset", "").startswith(("fashion_mnist", data.FOLDER_PREFIX)) else "random"
+    tflite = os.path.join(args.output_dir, "model.tflite")
+    lines.append(f"next: bcnn-export {shlex.quote(model)} -o {shlex.quote(tflite)} --verify {shlex.quote(verify)}")
+    lines.append(f"      tensorboard --logdir {shlex.quote(os.path.join(args.output_dir, LOGS))}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import os
 
 import tensorflow as tf
 
-from bcnn_keras import callbacks, data, distillation, layers, loading, models
+from bcnn_keras import callbacks, data, distillation, layers, loading, models, pretrained
 from bcnn_keras.plots import plot_history
 from bcnn_keras.run_dir import (
     BACKUP,
@@ -30,8 +30,10 @@ from bcnn_keras.run_dir import (
     HISTORY_FILE,
     LOGS,
     MODEL_FILE,
+    HEAD,
     PLOT_FILE,
     TEACHER,
+    TEST_FILE,
     EpochCheckpoint,
     HistoryFile,
     RunDir,
@@ -43,19 +45,29 @@ from bcnn_keras.run_dir import (
     remove_run,
     save_final_model,
     write_config,
+    write_test_result,
 )
 
-MODELS = {"BCNN18": models.BCNN18, "BCNNA": models.BCNNA}
+MODELS = {
+    "BCNN18": models.BCNN18, "BCNN18Small": models.BCNN18Small, "BCNNA": models.BCNNA, "BCNN8": models.BCNN8,
+    "BCNN6": models.BCNN6,
+}
+# The architecture settings of `TrainConfig`, passed to the model function as they are.
+_ARCHITECTURE = (
+    "width_multiplier", "channel_multiple", "stem_strides", "stem_kernel_size", "stem_pool_size", "input_layer",
+    "shortcut", "classifier", "input_encoding", "encoding_levels",
+)
 STRATEGIES = ("default", "mirrored", "multiworker")
 # Settings that do not change what is trained: where it goes, what it prints, how files load.
 _NOT_RECORDED = ("output_dir", "verbose", "restart", "unsafe_load")
-_PATH_SETTINGS = ("teacher", "data_dir", "manual_dir")
+_PATH_SETTINGS = ("teacher", "data_dir", "manual_dir", "weights")
 _POSITIVE = (
-    "batch_size", "learning_rate", "phase2_learning_rate", "width_multiplier", "encoding_levels", "stem_kernel_size",
+    "validation_images", "batch_size", "learning_rate", "phase2_learning_rate", "width_multiplier", "encoding_levels", "stem_kernel_size",
     "image_size",
 )
 _FINITE = ("alpha", "warmup_epochs", "phase1_weight_decay")
 _FOLDER_ONLY = ("image_size", "validation_split")
+_NAMED_DATASETS_ONLY = ("validation_images",)
 
 
 class TrainingError(Exception):
@@ -110,6 +122,12 @@ class TrainConfig:
         help=f"folder:PATH without train/ and test/ only: the share of each class held out for testing "
         f"(default {data.DEFAULT_VALIDATION_SPLIT}; the same seeded split in every run, whatever --seed)",
     )
+    validation_images: int | None = _setting(
+        None,
+        help="hold out a fixed, seeded set of N training images (the same in every run, whatever --seed) as "
+        "the validation set: the per-epoch val_* metrics are measured on it, and the test split is evaluated "
+        "once, at the end (test.json); not for folder:PATH, whose test split is --validation-split",
+    )
     model: str = _setting("BCNN18", choices=tuple(sorted(MODELS)), help="model family")
     phase1_epochs: int = _setting(4, help="epochs with binary activations, real weights")
     phase2_epochs: int = _setting(4, help="epochs with binary weights too")
@@ -120,7 +138,9 @@ class TrainConfig:
         "float twin first (step 0, in OUTPUT_DIR/teacher)",
     )
     init_from_teacher: bool = _setting(
-        False, help="start phase 1 from the weights of the float-twin teacher (needs --teacher float-twin)"
+        False,
+        help="start phase 1 from the weights of the float-twin teacher (--teacher float-twin, or a float twin's "
+        "file; layers it does not have start fresh)",
     )
     unsafe_load: bool = _setting(
         False,
@@ -128,9 +148,20 @@ class TrainConfig:
         "for files you trust",
     )
     teacher_epochs: int | None = _setting(None, help="epochs of the float-twin teacher (default: phase1 + phase2)")
+    weights: str | None = _setting(
+        None,
+        help="fine-tune: start from trained weights, 'fashion_mnist' (the shipped BCNN18, for grey images; it sets "
+        "the architecture) or the path of a .keras model of the same architecture; the classifier is new, for the "
+        "dataset's classes",
+    )
+    head_epochs: int = _setting(
+        0, help="with --weights: epochs that train only the new classifier (the rest frozen) before the two steps"
+    )
     alpha: float = _setting(1.0, help="weight of the distillation loss against the label loss (1 = teacher only)")
     float_twin: bool = _setting(False, help="train the float twin instead (the float baseline)")
-    width_multiplier: float = _setting(_model_default("width_multiplier"), help="scales every width")
+    width_multiplier: float | None = _setting(
+        None, help="scales every width (default: the model's own, 1.0 for BCNN18 and BCNNA, 0.5 for BCNN18Small)"
+    )
     channel_multiple: int = _setting(
         _model_default("channel_multiple"),
         choices=models.CHANNEL_MULTIPLES,
@@ -218,10 +249,35 @@ class TrainConfig:
         for name in _FOLDER_ONLY:
             if getattr(self, name) is not None and not data.is_folder(self.dataset):
                 raise TrainingError(f"{flag(name)} is for --dataset folder:PATH only")
-        if self.init_from_teacher and self.teacher != "float-twin":
-            raise TrainingError("--init-from-teacher needs --teacher float-twin")
+        for name in _NAMED_DATASETS_ONLY:
+            if getattr(self, name) is not None and data.is_folder(self.dataset):
+                raise TrainingError(f"{flag(name)} is not for --dataset folder:PATH (use --validation-split)")
+        if self.init_from_teacher and not self.teacher:
+            raise TrainingError("--init-from-teacher needs --teacher (float-twin, or the file of a float twin)")
         if self.teacher and self.float_twin:
             raise TrainingError("--teacher and --float-twin exclude each other")
+        if self.head_epochs < 0:
+            raise TrainingError("--head-epochs must be >= 0")
+        if self.head_epochs and not self.weights:
+            raise TrainingError("--head-epochs needs --weights (a trained model to fine-tune)")
+        if self.weights and (self.float_twin or self.init_from_teacher):
+            raise TrainingError("--weights starts from trained weights: not with --float-twin or --init-from-teacher")
+
+    def to_argv(self):
+        """The flags of the training CLI that make this config: one per setting that is not at
+        its default (`python -m bcnn_keras.train` + these runs it).
+
+        Example:
+            >>> TrainConfig(output_dir="run", phase2_epochs=12, teacher="float-twin", init_from_teacher=True).to_argv()
+            ['--phase2-epochs', '12', '--output-dir', 'run', '--teacher', 'float-twin', '--init-from-teacher']
+        """
+        argv = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value == field.default or value is None or value is False:
+                continue
+            argv += [flag(field.name)] if value is True else [flag(field.name), str(value)]
+        return argv
 
     @property
     def epochs(self):
@@ -249,7 +305,8 @@ def check_dataset_name(name):
     """
     if name in data.DATASETS or (data.is_folder(name) and len(name) > len(data.FOLDER_PREFIX)):
         return
-    raise TrainingError(_invalid_choice(name, [*sorted(data.DATASETS), "or folder:PATH"]))
+    hint = f"; {name} is a folder: use --dataset {data.FOLDER_PREFIX}{name}" if os.path.isdir(os.path.expanduser(name)) else ""
+    raise TrainingError(_invalid_choice(name, [*sorted(data.DATASETS), "or folder:PATH"]) + hint)
 
 
 def recorded_settings(config):
@@ -262,7 +319,7 @@ def recorded_settings(config):
     """
     settings = {key: value for key, value in sorted(dataclasses.asdict(config).items()) if key not in _NOT_RECORDED}
     for key in _PATH_SETTINGS:
-        if settings[key] not in (None, "float-twin"):
+        if settings[key] not in (None, "float-twin", *_shipped_weights()):
             settings[key] = os.path.abspath(settings[key])
     if data.is_folder(settings["dataset"]):
         folder = settings["dataset"][len(data.FOLDER_PREFIX) :]
@@ -326,6 +383,33 @@ class StopOnNonFiniteLoss(tf.keras.callbacks.Callback):
             raise NonFiniteLossError(f"the loss became {float(loss)} in epoch {self.epoch + 1}, at {where}")
 
 
+def _shipped_weights():
+    return {dataset for _, dataset in pretrained.SHIPPED}
+
+
+def architecture(config, spec):
+    """The model function's architecture arguments for `config` (those left at None take the
+    model's defaults); with shipped `weights`, the architecture they were trained with, checked
+    against the settings as `BCNN18(weights=...)` checks its arguments.
+
+    Example:
+        >>> spec = bcnn_keras.data.dataset_spec("fashion_mnist")
+        >>> architecture(TrainConfig(output_dir="run", weights="fashion_mnist"), spec)["width_multiplier"]
+        0.25
+    """
+    preset = MODELS[config.model]
+    given = {name: getattr(config, name) for name in _ARCHITECTURE if getattr(config, name) is not None}
+    if config.weights not in _shipped_weights():
+        return given
+    defaults = {name: parameter.default for name, parameter in inspect.signature(preset).parameters.items()}
+    arguments = {**defaults, **given, "weights": config.weights, "include_top": False, "input_shape": spec.image_shape}
+    try:
+        resolved = pretrained.resolve(preset, arguments)
+    except ValueError as error:
+        raise TrainingError(f"--weights {config.weights}: {error}") from error
+    return {name: resolved[name] for name in _ARCHITECTURE}
+
+
 def build_model(config, spec, binary):
     """The model of `config` for the dataset `spec`: the binary student, or (`binary=False`) its float twin.
 
@@ -335,20 +419,53 @@ def build_model(config, spec, binary):
         (None, 10)
     """
     return MODELS[config.model](
-        input_shape=spec.image_shape,
-        classes=spec.classes,
-        width_multiplier=config.width_multiplier,
-        channel_multiple=config.channel_multiple,
-        stem_strides=config.stem_strides,
-        stem_kernel_size=config.stem_kernel_size,
-        stem_pool_size=config.stem_pool_size,
-        input_layer=config.input_layer,
-        shortcut=config.shortcut,
-        classifier=config.classifier,
-        input_encoding=config.input_encoding,
-        encoding_levels=config.encoding_levels,
-        binary=binary,
+        input_shape=spec.image_shape, classes=spec.classes, binary=binary, **architecture(config, spec)
     )
+
+
+def start_from_weights(model, config, spec):
+    """Copies the trained weights of `config.weights` into every layer of `model` but its
+    classifier (fine-tuning): the shipped model's, or those of a `.keras` file of the same
+    architecture. Raises `TrainingError` naming the first layer that does not fit."""
+    if config.weights in _shipped_weights():
+        source = MODELS[config.model](
+            weights=config.weights, include_top=False, input_shape=spec.image_shape, **architecture(config, spec)
+        )
+    else:
+        try:
+            source = loading.load_model(config.weights, safe_mode=not config.unsafe_load)
+        except loading.ModelFileError as error:
+            raise TrainingError(f"--weights {error}") from error
+    available = {layer.name: layer for layer in source.layers}
+    for layer in model.layers:
+        if not layer.weights or layer.name.startswith(pretrained.CLASSIFIER_PREFIX):
+            continue
+        origin = available.get(layer.name)
+        shapes = [tuple(w.shape) for w in layer.weights]
+        if origin is None or [tuple(w.shape) for w in origin.weights] != shapes:
+            found = "has no such layer" if origin is None else f"has weights of shapes {[tuple(w.shape) for w in origin.weights]}"
+            raise TrainingError(
+                f"--weights {config.weights}: the model's layer {layer.name!r} (weights {shapes}) does not fit, "
+                f"the trained model {found}; train with the architecture flags it was trained with"
+            )
+        layer.set_weights(origin.get_weights())
+    if config.weights in _shipped_weights():
+        _shrink_latent_weights(model)
+
+
+# Shipped weights store signs only, loaded as latent weights of +-1: the clip edge, where Adam's
+# steps of about the learning rate would need hundreds of steps to flip one. Fine-tuning starts
+# them at the size of a trained latent weight instead (their median was 0.05-0.08 in our runs):
+# the signs, and so the binary model, are unchanged, and in phase 1 the batch norm that follows
+# each conv absorbs the scale.
+FINE_TUNE_LATENT_WEIGHT = 0.05
+
+
+def _shrink_latent_weights(model):
+    for layer in model.layers:
+        if isinstance(getattr(layer, "kernel_quantizer", None), layers.PhasedSign):
+            kernel = layer.kernel
+            kernel.assign(tf.where(kernel >= 0, FINE_TUNE_LATENT_WEIGHT, -FINE_TUNE_LATENT_WEIGHT))
 
 
 def _compile(model, learning_rate):
@@ -437,12 +554,31 @@ def _refuse_other_settings(output_dir, settings):
     # A setting that is newer than the recorded run had its default there.
     recorded = {**recorded_settings(TrainConfig(output_dir=output_dir)), **recorded}
     changed = changed_settings(recorded, settings)
+    if changed and not has_trained(output_dir):
+        # Nothing was trained with the old settings (the run failed before its first epoch ended).
+        print(f"{output_dir}: no epoch of the earlier run finished; starting over with these settings")
+        remove_run(output_dir)
+        return
     if changed:
         described = ", ".join(f"{flag(key)} {settings.get(key)} (was {recorded.get(key)})" for key in changed)
         raise TrainingError(
             f"{output_dir} holds a run with other settings: {described}; use another --output-dir, "
             "or --restart to start over"
         )
+
+
+def has_trained(output_dir):
+    """Whether a run in `output_dir` has finished an epoch (a checkpoint or a model, of the
+    student, the float-twin teacher or the fine-tuned head).
+
+    Example:
+        >>> has_trained("empty-run")
+        False
+    """
+    return any(
+        last_checkpoint(os.path.join(output_dir, *step, CHECKPOINTS)) or os.path.exists(os.path.join(output_dir, *step, MODEL_FILE))
+        for step in ((), (TEACHER,), (HEAD,))
+    )
 
 
 def _claim_output_dir(config, chief=True):
@@ -516,7 +652,39 @@ def _data_sources(config, spec):
     folder_options = {}
     if data.is_folder(config.dataset):
         folder_options = dict(image_size=spec.image_shape[:2], validation_split=config.validation_split)
+    else:
+        folder_options = dict(validation_images=config.validation_images)
     return dict(data_dir=config.data_dir, manual_dir=config.manual_dir, **folder_options)
+
+
+def top1_accuracy(model, dataset):
+    """The top-1 accuracy of `model` on a dataset of `(images, labels)` batches (labels may be
+    `(labels, teacher_outputs)`), and the number of examples.
+
+    Example:
+        >>> model = bcnn_keras.BCNN18(input_shape=(28, 28, 1), classes=10, width_multiplier=0.125)
+        >>> accuracy, count = top1_accuracy(model, bcnn_keras.data.make_dataset("fashion_mnist", "test", 64, limit=64))
+        >>> count, 0 <= accuracy <= 1
+        (64, True)
+    """
+    infer = tf.function(lambda images: model(images, training=False), autograph=False)
+    correct = total = 0
+    for images, labels in dataset:
+        labels = labels[0] if isinstance(labels, tuple) else labels
+        predicted = tf.argmax(infer(images), axis=-1, output_type=labels.dtype)
+        correct += int(tf.reduce_sum(tf.cast(predicted == labels, tf.int64)))
+        total += int(labels.shape[0])
+    return correct / max(total, 1), total
+
+
+def _test_once(config, model, test, run_dir):
+    """With a validation set, evaluates `model` on the test split once and records it in
+    `run_dir/test.json`; without one, the epochs measured the test split already."""
+    if not config.validation_images or os.path.exists(os.path.join(run_dir.path, TEST_FILE)):
+        return
+    accuracy, count = top1_accuracy(model, test)
+    print(f"test top-1, evaluated once: {accuracy:.4f} on {count} images ({run_dir.path})")
+    write_test_result(run_dir.written(TEST_FILE), accuracy, count)
 
 
 def _caches_teacher_outputs(config):
@@ -530,6 +698,7 @@ def _train(config, spec, strategy, run_dir, teacher_finished):
     tf.keras.utils.set_random_seed(config.seed)
     if config.mixed_precision:
         tf.keras.mixed_precision.set_global_policy("mixed_float16")
+    config = _with_batch_that_fits(config, spec)
     sources = _data_sources(config, spec)
 
     def training_data(teacher=None):
@@ -540,18 +709,24 @@ def _train(config, spec, strategy, run_dir, teacher_finished):
 
     train = training_data()
     test = data.make_dataset(config.dataset, spec.test_split, config.batch_size, limit=config.test_limit, **sources)
+    # With a validation set, every epoch is measured on it and the test split only once, at the end.
+    monitor = test
+    if config.validation_images:
+        monitor = data.make_dataset(config.dataset, data.VALIDATION_SPLIT, config.batch_size, **sources)
     if config.float_twin:
-        train_float(config, spec, strategy, train, test, run_dir, config.epochs)
+        twin = train_float(config, spec, strategy, train, monitor, run_dir, config.epochs)
+        _test_once(config, twin, test, run_dir)
         return load_history(run_dir.written(HISTORY_FILE))
 
-    teacher = _teacher(config, spec, strategy, train, test, run_dir, teacher_finished)
+    teacher = _teacher(config, spec, strategy, train, monitor, run_dir, teacher_finished)
+    if teacher is not None and config.teacher == "float-twin":
+        _test_once(config, teacher, test, run_dir / TEACHER)
+    with strategy.scope():
+        student = _student(config, spec, strategy, train, monitor, run_dir, teacher)
     if teacher is not None and _caches_teacher_outputs(config):
         print("computing the teacher's outputs on the training set once (no augmentation)")
         train = training_data(teacher)
     with strategy.scope():
-        student = build_model(config, spec, binary=True)
-        if config.init_from_teacher:  # a resumed run then restores its own weights from the backup
-            models.initialize_from_float_twin(student, teacher)
         model = student if teacher is None else distillation.Distiller(student, teacher, alpha=config.alpha)
         _compile(model, config.learning_rate)
     two_step = callbacks.TwoStepTraining(
@@ -562,7 +737,63 @@ def _train(config, spec, strategy, run_dir, teacher_finished):
         phase1_weight_decay=config.phase1_weight_decay,
         warmup_epochs=config.warmup_epochs,
     )
-    records = _fit(model, train, test, config.epochs, run_dir, two_step, config.verbose)
+    records = _fit(model, train, monitor, config.epochs, run_dir, two_step, config.verbose)
+    _test_once(config, student, test, run_dir)  # before the model: a finished run has both
     save_final_model(student, spec, run_dir)
     plot_history(records, run_dir.written(PLOT_FILE), phase1_epochs=config.phase1_epochs)
     return records
+
+
+def _student(config, spec, strategy, train, monitor, run_dir, teacher):
+    """The binary model that the two steps train: new, from the float twin's weights, or from
+    trained weights with a new classifier (trained alone first for `head_epochs`, in
+    `run_dir/head`). A resumed run then restores its own state from the backup."""
+    head_dir = run_dir / HEAD
+    if config.head_epochs and is_complete(head_dir.path, config.head_epochs):
+        return tf.keras.models.load_model(os.path.join(head_dir.path, MODEL_FILE), compile=False)
+    student = build_model(config, spec, binary=True)
+    if config.init_from_teacher:
+        # The run's own twin has the student's layers; a teacher file may differ in some (ablations).
+        try:
+            kept = models.initialize_from_float_twin(student, teacher, partial=config.teacher != "float-twin")
+        except ValueError as error:
+            raise TrainingError(f"--init-from-teacher: {error}") from error
+        if kept:
+            print(f"starting from the teacher's weights; layers it does not have start fresh: {', '.join(kept)}")
+    if config.weights:
+        start_from_weights(student, config, spec)
+    if config.head_epochs:
+        print(f"training the new classifier alone for {config.head_epochs} epochs in {head_dir.path}")
+        train_head(config, spec, student, train, monitor, head_dir)
+    return student
+
+
+def train_head(config, spec, model, train, monitor, run_dir):
+    """Trains only the classifier of `model` (every other layer frozen, its batch norm in
+    inference mode) for `head_epochs`, with a linearly decaying learning rate, in phase 2: the
+    frozen trunk then computes exactly what it was trained to compute. Saves it in `run_dir`."""
+    layers.set_phase(model, 2)
+    trunk = [layer for layer in model.layers if not layer.name.startswith(pretrained.CLASSIFIER_PREFIX)]
+    for layer in trunk:
+        layer.trainable = False
+    _compile(model, _linear_decay(config.learning_rate, config.head_epochs * int(train.cardinality())))
+    records = _fit(model, train, monitor, config.head_epochs, run_dir, None, config.verbose)
+    for layer in trunk:
+        layer.trainable = True
+    save_final_model(model, spec, run_dir)
+    plot_history(records, run_dir.written(PLOT_FILE))
+
+
+def _with_batch_that_fits(config, spec):
+    """`config`, with the batch shrunk to the training set when the set is smaller (said in one line)."""
+    size = spec.train_size
+    if data.is_folder(config.dataset):
+        size = len(data.scan_image_folder(config.dataset[len(data.FOLDER_PREFIX) :], config.validation_split).files["train"])
+    if size is not None and config.validation_images:
+        size -= config.validation_images
+    if size is not None and config.train_limit:
+        size = min(size, config.train_limit)
+    if size is None or size >= config.batch_size:
+        return config
+    print(f"the training set has {size} images, fewer than --batch-size {config.batch_size}: each step trains on all {size}")
+    return dataclasses.replace(config, batch_size=size)

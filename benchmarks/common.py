@@ -61,19 +61,26 @@ def interleaved_latencies(flatbuffers, settings, runs, rounds):
 
 
 @contextlib.contextmanager
-def png_plot(path, title, xlabel, ylabel, size=(6, 4)):
-    """Yields the axes of a new figure; on exit labels it and writes it to `path` as PNG."""
+def png_plot(path, title, xlabel, ylabel, size=(6, 4), panels=1):
+    """Yields the axes of a new figure (a list of `panels` axes side by side when `panels` > 1,
+    with a label per panel in `xlabel` and `ylabel`); on exit labels them and writes the figure
+    to `path` as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=size)
+    figure, axes = plt.subplots(1, panels, figsize=size)
     yield axes
-    axes.set_xlabel(xlabel)
-    axes.set_ylabel(ylabel)
-    axes.set_title(title)
-    axes.grid(alpha=0.3)
+    labelled = zip([axes], [xlabel], [ylabel]) if panels == 1 else zip(axes, xlabel, ylabel)
+    for panel, x, y in labelled:
+        panel.set_xlabel(x)
+        panel.set_ylabel(y)
+        panel.grid(alpha=0.3)
+    if panels > 1:
+        figure.suptitle(title)
+    else:
+        axes.set_title(title)
     figure.tight_layout()
     with files.atomic_write(path) as temporary:
         figure.savefig(temporary, dpi=120, format="png")

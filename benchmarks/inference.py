@@ -22,6 +22,7 @@ import sys
 import bcnn_keras  # noqa: F401  (sets up Keras 2 before anything touches tf.keras)
 import larq as lq
 import tensorflow as tf
+import zoo
 
 from bcnn_keras import export
 from bcnn_keras.export.latency import cpu_info
@@ -44,49 +45,14 @@ TARGETS = {
 }
 
 
-def float_resnet18():
-    """The float32 ResNet-18 of He et al. (7x7/2 stem, max-pool, basic blocks, 1x1 projections)."""
-    layers = tf.keras.layers
-
-    def conv_bn(x, filters, kernel_size, strides=1, relu=True):
-        x = layers.Conv2D(filters, kernel_size, strides, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization()(x)
-        return layers.ReLU()(x) if relu else x
-
-    image = tf.keras.Input(INPUT_SHAPE)
-    x = conv_bn(image, 64, 7, 2)
-    x = layers.MaxPooling2D(3, 2, padding="same")(x)
-    for stage, filters in enumerate((64, 128, 256, 512)):
-        for block in range(2):
-            strides = 2 if stage > 0 and block == 0 else 1
-            shortcut = conv_bn(x, filters, 1, strides, relu=False) if strides > 1 else x
-            y = conv_bn(x, filters, 3, strides)
-            y = conv_bn(y, filters, 3, relu=False)
-            x = layers.ReLU()(layers.Add()([shortcut, y]))
-    x = layers.GlobalAveragePooling2D()(x)
-    return tf.keras.Model(image, layers.Dense(CLASSES, activation="softmax")(x), name="resnet18_float")
-
-
-def _larq_zoo(name):
-    def build():
-        try:
-            import larq_zoo
-        except ImportError:
-            sys.exit("error: larq-zoo is missing: pip install -e '.[bench]' (or run `make bench`)")
-        family = larq_zoo.sota if hasattr(larq_zoo.sota, name) else larq_zoo.literature
-        return getattr(family, name)(weights=None, input_shape=INPUT_SHAPE, num_classes=CLASSES)
-
-    return build
-
-
 MODELS = {
     "BCNN18": lambda: bcnn_keras.BCNN18(input_shape=INPUT_SHAPE, classes=CLASSES),
     "BCNN18Small": lambda: bcnn_keras.BCNN18Small(input_shape=INPUT_SHAPE, classes=CLASSES),
     "BCNNA": lambda: bcnn_keras.BCNNA(input_shape=INPUT_SHAPE, classes=CLASSES),
-    "float_ResNet18": float_resnet18,
-    "QuickNetSmall": _larq_zoo("QuickNetSmall"),
-    "QuickNet": _larq_zoo("QuickNet"),
-    "BinaryResNetE18": _larq_zoo("BinaryResNetE18"),
+    "float_ResNet18": lambda: zoo.float_resnet18(INPUT_SHAPE, CLASSES),
+    "QuickNetSmall": lambda: zoo.larq_zoo("QuickNetSmall", INPUT_SHAPE, CLASSES),
+    "QuickNet": lambda: zoo.larq_zoo("QuickNet", INPUT_SHAPE, CLASSES),
+    "BinaryResNetE18": lambda: zoo.larq_zoo("BinaryResNetE18", INPUT_SHAPE, CLASSES),
 }
 
 

@@ -19,15 +19,14 @@ on stderr and exits with 2.
 import argparse
 import os
 import re
-import runpy
 import shlex
 import shutil
 import subprocess
 import sys
-from types import SimpleNamespace
 
-# The package's stdlib-only file helpers, loaded by path: importing bcnn_keras imports TensorFlow.
-files = SimpleNamespace(**runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "bcnn_keras", "files.py")))
+# Runnable from a fresh clone; `bcnn_keras` and its `files` load no TensorFlow.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+from bcnn_keras import files  # noqa: E402
 
 BINARY_NAME = "lce_benchmark_model"
 EXIT_FAILED = 2

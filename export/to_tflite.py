@@ -12,15 +12,12 @@ Example:
     python export/to_tflite.py runs/model.keras -o model.tflite --verify fashion_mnist --report report.json
 """
 
-import runpy
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-
 if __name__ == "__main__":
-    # Importable from a fresh clone without `pip install -e .`.
-    sys.path.insert(0, str(REPO))
-    # Run by path: importing the package would import TensorFlow before the CLI turns its logs down.
-    cli = runpy.run_path(str(REPO / "bcnn_keras" / "export" / "cli.py"))
-    sys.exit(cli["main"]())
+    # Runnable from a fresh clone without `pip install -e .`; importing the CLI loads no TensorFlow.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from bcnn_keras.export.cli import main
+
+    sys.exit(main())

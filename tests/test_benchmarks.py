@@ -65,13 +65,15 @@ def _run_benchmark(script, tmp_path, *arguments):
 def test_accuracy_benchmark_smoke_run_records_command_and_exported_model(tmp_path):
     runs = f"runs/test_{tmp_path.name}"
     report, stdout = _run_benchmark(
-        "fashion_mnist.py", tmp_path, "--teacher-epochs", "1", "--phase1-epochs", "1", "--phase2-epochs", "1",
+        "fashion_mnist.py", tmp_path, "--set", "teacher_epochs=1", "phase1_epochs=1", "phase2_epochs=1",
         "--train-limit", "512", "--test-limit", "256", "--verify-samples", "200", "--output-dir", runs,
     )
     try:
-        assert report["command"].startswith("python -m bcnn_keras.train") and "--seed 0" in report["command"]
+        assert report["command"].startswith("python -m bcnn_keras.train") and "--validation-images 5000" in report["command"]
+        assert report["selected_on"] == "validation" and report["recipe"] == "fast"
         assert report["exported"]["binary_mac_fraction"] == 1.0 and report["exported"]["samples"] == 200
-        assert set(report["top1"]) == {"float_twin", "binary_after_phase1", "binary_final"}
+        assert set(report["validation_top1"]) == {"float_twin", "binary_after_phase1", "binary_final"}
+        assert set(report["test_top1"]) == {"float_twin", "binary_final"}
         assert report["cpu"] and report["cores"] >= 1
         assert report["cpu_flags"] and all(isinstance(value, bool) for value in report["cpu_flags"].values())
         assert "fully binary (final)" in stdout
@@ -81,21 +83,21 @@ def test_accuracy_benchmark_smoke_run_records_command_and_exported_model(tmp_pat
 
 
 @pytest.mark.slow
-def test_design_space_smoke_run_tables_every_requested_row(tmp_path):
+def test_design_space_smoke_run_tables_every_row_and_resumes(tmp_path):
     runs = f"runs/test_{tmp_path.name}"
-    report, stdout = _run_benchmark(
-        "design_space.py", tmp_path, "--rows", "larq_zoo_style", "binary_x8", "--stem-strides", "2", "--phase1-epochs", "1",
-        "--phase2-epochs", "0", "--train-limit", "256", "--test-limit", "128", "--latency-runs", "10",
-        "--rounds", "1", "--output-dir", runs, "--png", str(tmp_path / "design.png"),
-    )
+    arguments = ["--smoke", "--seeds", "0", "--output-dir", runs, "--png", str(tmp_path / "design.png")]
+    report, stdout = _run_benchmark("design_space.py", tmp_path, *arguments)
     try:
         rows = report["rows"]
-        assert list(rows) == ["float_twin", "larq_zoo_style", "binary_x8"]
+        assert list(rows) == ["float_twin", "larq_zoo_style", "float_input", "float_classifier", "float_shortcuts", "binary_x8"]
         assert rows["float_twin"]["binary_mac_fraction"] == 0.0 and rows["float_twin"]["latency_vs_float_twin"] == 1.0
         assert rows["binary_x8"]["binary_mac_fraction"] == 1.0 and rows["binary_x8"]["float_layers"] == []
         assert set(rows["larq_zoo_style"]["float_layers"]) == {"stem_conv", "classifier_dense"}
         assert rows["binary_x8"]["size_bytes"] < rows["larq_zoo_style"]["size_bytes"] < rows["float_twin"]["size_bytes"]
+        assert all(row["test_top1_min"] <= row["test_top1_mean"] <= row["test_top1_max"] for row in rows.values())
         assert (tmp_path / "design.png").stat().st_size > 0
+        again, stdout = _run_benchmark("design_space.py", tmp_path, *arguments)
+        assert stdout.count("done earlier") == 6 and again["rows"]["binary_x8"]["seeds"] == rows["binary_x8"]["seeds"]
     finally:
         shutil.rmtree(REPO / runs, ignore_errors=True)
 
@@ -116,7 +118,7 @@ def test_ship_pretrained_rebuilds_the_shipped_folder_from_a_run(tmp_path):
     shutil.copy(shipped.path.parent / "classes.json", run_dir / "classes.json")
     result = {
         "benchmark_command": record["benchmark_command"], "command": record["training_command"],
-        "top1": {"binary_final": record["test_top1"]["keras"], "float_twin": record["test_top1"]["float_twin"]},
+        "test_top1": {"binary_final": record["test_top1"]["keras"], "float_twin": record["test_top1"]["float_twin"]},
         "exported": {**record["benchmark_run_export"], "tflite_top1": record["test_top1"]["exported_tflite"]},
         **record["machine"],
     }
@@ -141,3 +143,50 @@ def test_ship_pretrained_rebuilds_the_shipped_folder_from_a_run(tmp_path):
     refused = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1
     assert "architecture differs" in refused.stderr
+
+
+@pytest.mark.slow
+def test_fine_tune_benchmark_smoke_run_chooses_on_validation_and_compares_two_seeds(tmp_path):
+    runs = f"runs/test_{tmp_path.name}"
+    report, stdout = _run_benchmark("fine_tune_digits.py", tmp_path, "--smoke", "--output-dir", runs)
+    try:
+        assert report["selected_on"] == "validation" and report["smoke"]
+        assert set(report["recipe_choice"]) == {"head_then_phase2", "head_then_both", "phase2_only", "both_phases",
+                                                "scratch_10_20", "scratch_15_15"}
+        for side in ("fine_tuned", "scratch"):
+            result = report["results"][side]
+            assert len(result["held_out_top1"]) == 2 and result["min"] <= result["mean"] <= result["max"]
+        assert "--weights fashion_mnist" in report["results"]["fine_tuned"]["commands"][0]
+        assert "held-out top-1 (1,297 digits)" in stdout
+    finally:
+        shutil.rmtree(REPO / runs, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_uint8_input_benchmark_compares_both_files_of_the_shipped_model(tmp_path):
+    report, stdout = _run_benchmark("uint8_input.py", tmp_path, "--samples", "300", "--runs", "10", "--rounds", "1")
+    rows = report["rows"]
+    assert rows["uint8"]["ops"]["CAST"] == 1 and "CAST" not in rows["float32"]["ops"]
+    assert all(row["top1_agreement"] >= 0.998 for row in rows.values())
+    assert report["latency_uint8_over_float32"] > 0 and "uint8 / float32" in stdout
+
+
+@pytest.mark.slow
+def test_rivals_smoke_run_has_every_kind_of_row_timed_in_one_run(tmp_path):
+    runs = f"runs/test_{tmp_path.name}"
+    report, stdout = _run_benchmark("rivals.py", tmp_path, "--smoke", "--output-dir", runs, "--png", str(tmp_path / "r.png"))
+    try:
+        rows = report["rows_28x28"]
+        kinds = {row["kind"] for row in rows.values()}
+        assert kinds == {"int8 PTQ", "int8 QAT", "partially binary", "fully binary"}
+        assert sum(row["kind"] == "int8 PTQ" for row in rows.values()) == 4
+        assert all(row["selected_on"] == "validation" and row["latency_ms"] > 0 for row in rows.values())
+        assert rows[report["reference"]]["latency_vs_reference"] == 1.0
+        assert all(row["arm_latency"].startswith("n/a") for row in rows.values())
+        assert set(report["targets"]["presets"]) == {"BCNN18 width 0.25, 3x3 stride-2 input block",
+                                                     "BCNN8 (stride-2 input block, 6 blocks)",
+                                                     "BCNN6 (stride-2 input block, 4 blocks)"}
+        assert report["rows_224x224"]["BCNN18"]["arm_latency"].endswith("(estimated, docs/deploy.md)")
+        assert (tmp_path / "r.png").stat().st_size > 0 and "28x28 model" in stdout
+    finally:
+        shutil.rmtree(REPO / runs, ignore_errors=True)

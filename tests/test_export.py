@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 import bcnn_keras
 from bcnn_keras import export
+from bcnn_keras.export.metadata import class_names_in
 
 CLI = Path(__file__).resolve().parents[1] / "export" / "to_tflite.py"
 CLASSES = 10
@@ -115,6 +116,11 @@ def saved(model, path):
     return path
 
 
+# An earlier export's file (what matters is TFLite's identifier at byte 4) and a user's image.
+EARLIER_EXPORT = b"\x1c\x00\x00\x00TFL3 an earlier export"
+PNG_BYTES = b"\x89PNG\r\n\x1a\n a user's image"
+
+
 def cli_cases(tmp):
     """name -> (model path, output path, extra arguments, expected stderr fragment or None for success)."""
     tf.keras.utils.set_random_seed(1)
@@ -139,7 +145,8 @@ def cli_cases(tmp):
     out = tmp / "out"
     out.mkdir()
     unwritable = unwritable_directory(tmp)
-    (out / "float.tflite").write_bytes(b"stale model from an earlier run")
+    (out / "float.tflite").write_bytes(EARLIER_EXPORT)
+    (out / "shirt.png").write_bytes(PNG_BYTES)
     report = ["--report", out / "report.json"]
     cases = {
         # An untrained network may flip a near-threshold sign or two (see the README), so 98 %.
@@ -157,6 +164,8 @@ def cli_cases(tmp):
         "corrupt file": (corrupt, out / "corrupt.tflite", [], "not a valid .keras file"),
         "corrupt h5 file": (corrupt_h5, out / "corrupt_h5.tflite", [], "cannot read the model's configuration"),
         "float conv": (float_model, out / "float.tflite", [], "would run in float"),
+        "output is the model": (good, good, [], "is the model being exported: choose another output path"),
+        "output is an image": (good, out / "shirt.png", [], "exists and is not a TFLite flatbuffer: refused, to keep it"),
         "ternary input": (ternary, out / "ternary.tflite", ["--allow-float"], "ternary input quantizer"),
         "NaN weights": (nan_path, out / "nan.tflite", [], "layer 'block3_conv': weight kernel:0 holds NaN"),
         "missing output directory": (good, tmp / "no_dir" / "model.tflite", [], "does not exist"),
@@ -211,6 +220,8 @@ def test_cli_defaults_are_the_library_defaults():
         "corrupt file",
         "corrupt h5 file",
         "float conv",
+        "output is the model",
+        "output is an image",
         "ternary input",
         "NaN weights",
         "missing output directory",
@@ -229,7 +240,13 @@ def test_cli_bad_input_gives_one_line_and_no_output_file(cli_runs, case):
     lines = process.stderr.splitlines()
     assert len(lines) == 1, process.stderr
     assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
-    assert not output.exists()
+    kept = {"float conv": EARLIER_EXPORT, "output is an image": PNG_BYTES}
+    if case in kept:  # a file that was there stays as it was
+        assert output.read_bytes() == kept[case]
+    elif case == "output is the model":
+        assert bcnn_keras.loading.load_model(output).count_params() > 0
+    else:
+        assert not output.exists()
     if output.parent.is_dir() and os.access(output.parent, os.W_OK):
         assert not [name for name in files_in(output.parent) if name.endswith(".partial")]
 
@@ -263,9 +280,20 @@ def test_cli_plain_larq_model_with_float_stem_and_head_names_them_under_allow_fl
     assert output.exists()
 
 
-def test_failed_export_removes_a_stale_output(cli_runs):
-    _, output, _, _ = cli_runs["float conv"]
-    assert not output.exists()  # it held an earlier model before the run
+def test_failed_export_keeps_an_earlier_output_and_says_so(cli_runs):
+    process, output, _, _ = cli_runs["float conv"]
+    assert output.read_bytes() == EARLIER_EXPORT
+    assert process.stderr.strip().endswith(f"the existing {output} was kept as it was")
+
+
+def test_overwrite_replaces_what_the_check_protects(tmp_path):
+    model = saved(randomize_statistics(small_bcnn18()), tmp_path / "model.keras")
+    image = tmp_path / "shirt.png"
+    image.write_bytes(PNG_BYTES)
+    assert run_cli(model, "-o", image).returncode == 2 and image.read_bytes() == PNG_BYTES
+    process = run_cli(model, "-o", image, "--overwrite", "--latency-runs", "0")
+    assert process.returncode == 0, process.stderr
+    assert image.read_bytes()[4:8] == b"TFL3"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,10 +494,12 @@ def test_class_names_next_to_the_model_reach_the_report(tmp_path):
     assert report.class_names == ["cat", "dog", "fish"]
     assert export.Report.from_json(report.to_json()).class_names == ["cat", "dog", "fish"]
     assert re.search(r"\nclasses +3: cat, dog, fish\n", export.format_report(report))
+    first = (tmp_path / "model.tflite").read_bytes()
+    assert class_names_in(first) == ["cat", "dog", "fish"]  # the file names its classes itself
     (tmp_path / "classes.json").write_text('["cat", "dog"]')
-    with pytest.raises(export.ExportError, match="classes.json: 2 class names, but the model has 3 outputs"):
+    with pytest.raises(export.ExportError, match="classes.json: 2 class names, but the model has 3 outputs.*was kept"):
         export.export(str(model_path), str(tmp_path / "model.tflite"), latency_runs=0)
-    assert not (tmp_path / "model.tflite").exists()
+    assert (tmp_path / "model.tflite").read_bytes() == first  # the earlier file is left as it was
 
 
 # ---------------------------------------------------------------------------------------------

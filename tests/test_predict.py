@@ -1,5 +1,7 @@
 """`bcnn_keras.predict` (`bcnn-predict`): real LCE flatbuffers, real PNG and JPEG files."""
 
+import csv
+import io
 import json
 import os
 import re
@@ -89,27 +91,17 @@ def _plain_tflite():
     "case, message",
     [
         ("missing-model", "{tmp}/none.tflite: no such file"),
-        ("missing-image", "{tmp}/none.png: no such file"),
-        ("corrupt-image", "{tmp}/broken.png: not a readable image"),
-        ("wrong-channels", "grey.png: a grey image, but the model takes RGB images"),
         ("not-a-flatbuffer", "{tmp}/random.tflite: not a TFLite flatbuffer"),
         ("truncated-flatbuffer", "{tmp}/truncated.tflite: a corrupt or truncated TFLite flatbuffer"),
         ("no-lce-ops", "{tmp}/plain.tflite: holds no LCE ops (LceBconv2d or LceQuantize)"),
         ("bad-classes", "{tmp}/classes.json: 2 class names, but the model has 3 outputs"),
+        ("no-images", "no images found in {tmp}"),
     ],
 )
-def test_each_bad_input_gives_one_line_and_no_output(model_dir, tmp_path, capsys, case, message):
-    model, image = model_dir / "model.tflite", model_dir / "stripes.png"
-    classes = []
+def test_a_bad_model_or_class_file_gives_one_line_and_no_output(model_dir, tmp_path, capsys, case, message):
+    model, images, classes = model_dir / "model.tflite", [model_dir / "checkers.jpg"], []
     if case == "missing-model":
         model = tmp_path / "none.tflite"
-    elif case == "missing-image":
-        image = tmp_path / "none.png"
-    elif case == "corrupt-image":
-        image = tmp_path / "broken.png"
-        image.write_bytes((model_dir / "stripes.png").read_bytes()[:80])
-    elif case == "wrong-channels":
-        image = model_dir / "grey.png"
     elif case == "not-a-flatbuffer":
         model = tmp_path / "random.tflite"
         model.write_bytes(np.random.default_rng(0).bytes(4000))
@@ -122,10 +114,65 @@ def test_each_bad_input_gives_one_line_and_no_output(model_dir, tmp_path, capsys
     elif case == "bad-classes":
         (tmp_path / "classes.json").write_text('["one", "two"]')
         classes = ["--classes", tmp_path / "classes.json"]
-    # The good image first: nothing may be printed for it when a later input is bad.
-    status, out, err = _main(capsys, model, model_dir / "checkers.jpg", image, *classes)
+    elif case == "no-images":
+        images = [tmp_path]  # a folder without images
+    status, out, err = _main(capsys, model, *images, *classes)
     assert status == 2 and out == "" and "Traceback" not in err
     assert err.count("\n") == 1 and err.startswith("error: ") and message.format(tmp=tmp_path) in err, err
+
+
+def test_bad_images_are_reported_and_skipped_and_the_rest_classified(model_dir, tmp_path, capsys):
+    """100 images in nested folders, one corrupt and one that is no image at all: 98 classified."""
+    folder = tmp_path / "shots"
+    for index in range(98):
+        (folder / f"part{index % 3}").mkdir(parents=True, exist_ok=True)
+        _save(folder / f"part{index % 3}" / f"{index:03d}.png", pattern_image(CLASS_PATTERNS[index % 3], seed=index))
+    (folder / "part0" / "broken.png").write_bytes((model_dir / "stripes.png").read_bytes()[:80])
+    (folder / "part1" / "text.jpg").write_text("not an image")
+    (folder / "notes.txt").write_text("not an image suffix: not collected")
+    status, out, err = _main(capsys, model_dir / "model.tflite", folder, "--format", "json", "--top-k", "1")
+    results = json.loads(out)
+    assert status == 2 and len(results) == 98
+    assert sorted(r["image"] for r in results) == sorted(str(p) for p in folder.rglob("0*.png"))
+    errors = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 2 and all(line.endswith("(skipped)") for line in errors), err
+    assert any("broken.png: not a readable image" in line for line in errors)
+    assert any("text.jpg: not a readable image" in line for line in errors)
+
+
+def test_channels_are_converted_to_the_models_and_said_so(model_dir, capsys):
+    from PIL import Image
+
+    interpreter = lce_interpreter((model_dir / "model.tflite").read_bytes())
+    status, out, err = _main(capsys, model_dir / "model.tflite", model_dir / "grey.png", "--json", "--top-k", "3")
+    (result,) = json.loads(out)
+    assert status == 0 and result["converted"] == "grey to RGB"
+    assert "note: converted 1 of 1 images from grey to RGB (the model takes RGB images)" in err
+    with Image.open(model_dir / "grey.png") as image:
+        pixels = np.asarray(image.convert("RGB").resize((20, 20), Image.Resampling.BILINEAR), np.float32)
+    scores = interpreter.predict(pixels[None])[0]
+    assert [entry["class"] for entry in result["top"]] == list(np.argsort(-scores))
+
+
+def test_python_api_takes_arrays_and_paths(model_dir):
+    pixels = data.read_image(str(model_dir / "stripes.png"), (20, 20), 3)
+    from_path, from_array, from_grey_array = predict.classify(
+        model_dir / "model.tflite", [model_dir / "stripes.png", pixels, pixels.mean(-1)], top_k=1
+    )
+    assert from_array["image"] == "array[1]" and from_array["converted"] is None
+    assert from_array["top"] == from_path["top"]
+    assert from_grey_array["converted"] == "grey to RGB"
+    batch = predict.classify(model_dir / "model.tflite", np.stack([pixels, pixels]), top_k=1)
+    assert [r["top"] for r in batch] == [from_path["top"]] * 2
+    (bad,) = predict.classify(model_dir / "model.tflite", [np.zeros((4,))])
+    assert bad["image"] == "array[0]" and "expected an image array" in bad["error"]
+
+
+def test_csv_output_has_one_row_per_image_and_rank(model_dir, capsys):
+    status, out, _ = _main(capsys, model_dir / "model.tflite", model_dir / "stripes.png", "--format", "csv", "--top-k", "2")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert status == 0 and [row["rank"] for row in rows] == ["1", "2"]
+    assert all(row["name"] in CLASS_PATTERNS and 0 <= float(row["score"]) <= 1 for row in rows)
 
 
 def _cli(*argv):
@@ -137,10 +184,8 @@ def _cli(*argv):
 
 
 def test_cli_errors_are_one_line_on_stderr(model_dir, tmp_path):
-    wrong = _cli(model_dir / "model.tflite", model_dir / "grey.png")
-    assert wrong.returncode == 2 and wrong.stdout == ""
-    assert wrong.stderr.splitlines() == [
-        f"error: {model_dir / 'grey.png'}: a grey image, but the model takes RGB images (convert the image to RGB first)"
-    ]
+    missing = _cli(model_dir / "model.tflite", tmp_path / "none.png")
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr.splitlines() == [f"error: {tmp_path / 'none.png'}: no such file (skipped)"]
     usage = _cli(model_dir / "model.tflite")
     assert usage.returncode == 2 and len(usage.stderr.splitlines()) == 1 and "IMAGE" in usage.stderr

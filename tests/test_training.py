@@ -290,7 +290,7 @@ def test_cli_trains_with_a_float_twin_teacher(tmp_path):
     assert "step 0: training the float-twin teacher" in result.stdout
     assert (tmp_path / "teacher" / "model.keras").exists()
     assert [r["phase"] for r in _history(tmp_path)] == [1, 2]
-    assert "final test accuracy" in result.stdout
+    assert "final test top-1: " in result.stdout
     rerun = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert rerun.returncode == 0 and "already holds a finished run" in rerun.stdout
 
@@ -303,7 +303,7 @@ def test_cli_trains_with_a_float_twin_teacher(tmp_path):
         (["--batch-size", "0"], "--batch-size must be > 0"),
         (["--teacher", "/no/such/teacher.keras"], "teacher model /no/such/teacher.keras does not exist"),
         (["--phase1-epochs", "0", "--phase2-epochs", "0"], "at least one epoch"),
-        (["--init-from-teacher"], "--init-from-teacher needs --teacher float-twin"),
+        (["--init-from-teacher"], "--init-from-teacher needs --teacher (float-twin, or the file of a float twin)"),
         (["--dataset", "cifar10", "--data-dir", "{tmp}/empty"], "cifar10 not found"),
         (["--dataset", "folder:{tmp}/photos"], "image folder {tmp}/photos does not exist"),
         (["--image-size", "32"], "--image-size is for --dataset folder:PATH only"),
@@ -344,6 +344,7 @@ def test_every_flag_is_a_config_field_with_its_default():
     from bcnn_keras import train, training
 
     parsed = vars(train.build_parser().parse_args(["--output-dir", "run"]))
+    assert parsed.pop("library_logs") is False  # a flag of the command line only
     assert parsed == dataclasses.asdict(training.TrainConfig(output_dir="run"))
     two_step = callbacks.TwoStepTraining(1, 1).get_config()
     assert two_step["phase1_weight_decay"] == training.TrainConfig.phase1_weight_decay
@@ -359,6 +360,10 @@ def test_every_flag_is_a_config_field_with_its_default():
         (dict(alpha=float("nan")), "--alpha must be a finite number"),
         (dict(validation_split=0.5), "--validation-split is for --dataset folder:PATH only"),
         (dict(teacher="float-twin", float_twin=True), "--teacher and --float-twin exclude each other"),
+        (dict(head_epochs=2), "--head-epochs needs --weights"),
+        (dict(weights="fashion_mnist", float_twin=True), "--weights starts from trained weights"),
+        (dict(dataset="folder:photos", validation_images=10), "--validation-images is not for --dataset folder:PATH"),
+        (dict(validation_images=0), "--validation-images must be > 0"),
     ],
 )
 def test_config_refuses_bad_settings_when_made(settings, message):
@@ -378,6 +383,12 @@ def test_recorded_settings_refuse_a_changed_setting_and_default_a_newer_one(tmp_
     del recorded["validation_split"]  # a run recorded before the setting existed had its default
     files.write_json(tmp_path / "config.json", recorded)
     training._claim_output_dir(config)
+    # No epoch has finished yet: other settings start over.
+    training._claim_output_dir(dataclasses.replace(config, learning_rate=0.003))
+    assert files.read_json(tmp_path / "config.json")["learning_rate"] == 0.003
+    training._claim_output_dir(config)
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "epoch_001.keras").write_bytes(b"an epoch finished")
     with pytest.raises(training.TrainingError, match=re.escape("--learning-rate 0.002 (was 0.001)")):
         training._claim_output_dir(dataclasses.replace(config, learning_rate=0.002))
     training._claim_output_dir(dataclasses.replace(config, learning_rate=0.002, restart=True))
@@ -391,7 +402,8 @@ def test_architecture_flags_reach_the_built_model():
         ["--output-dir", "unused", "--width-multiplier", "0.375", "--channel-multiple", "32", "--stem-strides", "2",
          "--stem-kernel-size", "3", "--input-layer", "float", "--shortcut", "float_conv", "--classifier", "float"]
     )
-    model = training.build_model(training.TrainConfig(**vars(args)), data.dataset_spec("fashion_mnist"), binary=True)
+    settings = {key: value for key, value in vars(args).items() if key != "library_logs"}
+    model = training.build_model(training.TrainConfig(**settings), data.dataset_spec("fashion_mnist"), binary=True)
     assert model.get_layer("stem_conv").kernel_size == (3, 3) and model.get_layer("stem_conv").filters == 32
     assert isinstance(model.get_layer("classifier_dense"), tf.keras.layers.Dense)
     assert model.get_layer("block5_shortcut_conv").filters == 64

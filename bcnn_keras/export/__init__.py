@@ -25,62 +25,28 @@ Example:
     >>> report = export.export("model.keras", "model.tflite", verify="random")
 """
 
-from bcnn_keras.export import loading
-from bcnn_keras.export.census import (
-    BINARY_CONV_OP,
-    FLOAT_MATRIX_OPS,
-    census,
-    cross_check,
-    op_counts,
-    op_name,
-    predicted_size_bytes,
-    read_flatbuffer,
-)
-from bcnn_keras.export.convert import captured_stderr, convert, convert_with_diagnostics
-from bcnn_keras.export.defaults import TARGETS
-from bcnn_keras.export.errors import ExportError
-from bcnn_keras.export.latency import latency_summary, latency_x86
-from bcnn_keras.export.lint import Classification, Finding, binary_layers, check_findings, classify_layers, lint
-from bcnn_keras.export.loading import check_model, in_phase_2, load_model, prepare, prepare_in_place
-from bcnn_keras.export.pipeline import export
-from bcnn_keras.export.report import Report, format_report, write_report
-from bcnn_keras.export.rewrite import rewrite
-from bcnn_keras.export.verify import checked_parity, parity, verification_data
+from bcnn_keras.lazy import lazy_package
 
-__all__ = [
-    "BINARY_CONV_OP",
-    "FLOAT_MATRIX_OPS",
-    "TARGETS",
-    "Classification",
-    "ExportError",
-    "Finding",
-    "Report",
-    "binary_layers",
-    "captured_stderr",
-    "census",
-    "check_findings",
-    "check_model",
-    "checked_parity",
-    "classify_layers",
-    "convert",
-    "convert_with_diagnostics",
-    "cross_check",
-    "export",
-    "format_report",
-    "in_phase_2",
-    "latency_summary",
-    "latency_x86",
-    "lint",
-    "load_model",
-    "loading",
-    "op_counts",
-    "op_name",
-    "parity",
-    "predicted_size_bytes",
-    "prepare",
-    "prepare_in_place",
-    "read_flatbuffer",
-    "rewrite",
-    "verification_data",
-    "write_report",
-]
+# Public names -> the step module that defines them, imported on first use (TensorFlow with it).
+_EXPORTS = {
+    **dict.fromkeys(
+        ("BINARY_CONV_OP", "FLOAT_MATRIX_OPS", "census", "cross_check", "op_counts", "op_name", "predicted_size_bytes",
+         "read_flatbuffer"),
+        "census",
+    ),
+    **dict.fromkeys(("captured_stderr", "convert", "convert_with_diagnostics"), "convert"),
+    "TARGETS": "defaults",
+    "ExportError": "errors",
+    **dict.fromkeys(("latency_summary", "latency_x86"), "latency"),
+    **dict.fromkeys(
+        ("Classification", "Finding", "binary_layers", "check_findings", "classify_layers", "lint"), "lint"
+    ),
+    **dict.fromkeys(("check_model", "in_phase_2", "load_model", "prepare", "prepare_in_place"), "loading"),
+    "export": "pipeline",
+    **dict.fromkeys(("Report", "format_report", "write_report"), "report"),
+    "rewrite": "rewrite",
+    **dict.fromkeys(("checked_parity", "parity", "verification_data"), "verify"),
+}
+
+__all__ = sorted([*_EXPORTS, "loading"])
+lazy_package(__name__, _EXPORTS, ("loading",))

@@ -5,29 +5,23 @@
 
 MODEL is a .keras file, an .h5 file or a SavedModel directory. The report is printed as a table
 (stdout) and, with --report, written as JSON; a `classes.json` next to MODEL (the training
-CLI writes one) puts the class names into the report. Any bad input or failed check prints one line
-"error: ..." on stderr, exits with 2 and leaves no file at OUT.
+CLI writes one) puts the class names into the report and into the file's metadata. Any bad input
+or failed check prints one line "error: ..." on stderr, exits with 2 and writes nothing at OUT: a
+file that was there stays as it was. OUT may not be the model itself, nor an existing file that
+is not a `.tflite`, unless --overwrite.
 
-This module imports only the standard library at the top: TensorFlow is imported after the
-arguments are parsed and its logs are turned down, so `--help` is quick and errors stay one
-line. `export/to_tflite.py` runs this file without importing the package first.
+This module and the packages above it import only the standard library: TensorFlow is imported
+after the arguments are parsed and its logs are turned down, so `--help` is quick and prints
+no library log lines, and errors stay one line.
 """
 
-import argparse
 import contextlib
-import os
-import runpy
 import sys
 
-if __package__:  # imported as bcnn_keras.export.cli: the package is loaded already
-    from bcnn_keras.cli import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_UNEXPECTED, OneLineParser, fail, quiet_libraries
-    from bcnn_keras.export import defaults
-else:  # run by path (export/to_tflite.py): the package's stdlib-only modules, without the package
-    _here = os.path.dirname(os.path.abspath(__file__))
-    _shared = runpy.run_path(os.path.join(_here, os.pardir, "cli.py"))
-    EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_UNEXPECTED = (_shared[name] for name in ("EXIT_BAD_INPUT", "EXIT_INTERRUPTED", "EXIT_UNEXPECTED"))
-    OneLineParser, fail, quiet_libraries = _shared["OneLineParser"], _shared["fail"], _shared["quiet_libraries"]
-    defaults = argparse.Namespace(**runpy.run_path(os.path.join(_here, "defaults.py")))
+from bcnn_keras.cli import (
+    EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_UNEXPECTED, OneLineParser, Progress, fail, quiet_libraries,
+)
+from bcnn_keras.export import defaults
 
 
 def parse_args(argv=None):
@@ -47,6 +41,18 @@ def parse_args(argv=None):
     parser.add_argument("-o", "--output", required=True, help="the .tflite file to write")
     parser.add_argument(
         "--target", choices=defaults.TARGETS, default=defaults.TARGET, help="LCE target (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--input-type",
+        choices=defaults.INPUT_TYPES,
+        default=defaults.INPUT_TYPE,
+        help="the file's image input: float32 pixels, or uint8 (raw camera bytes, cast to float32 inside "
+        "the file) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace OUT (and REPORT.json) even if it is not a file of that kind, or is the model itself",
     )
     parser.add_argument("--report", metavar="REPORT.json", help="also write the report as JSON")
     parser.add_argument(
@@ -92,6 +98,7 @@ def parse_args(argv=None):
 
 def _export(export, loading, args):
     """Runs the export with library output captured (unless --verbose); returns the report."""
+    progress = Progress("verifying")  # made before the capture: it draws on the terminal
     with contextlib.nullcontext() if args.verbose else export.captured_stderr():
         custom_objects = loading.import_custom_objects(args.custom_objects) if args.custom_objects else None
         return export.export(
@@ -106,6 +113,9 @@ def _export(export, loading, args):
             report_path=args.report,
             safe_mode=not args.unsafe_load,
             custom_objects=custom_objects,
+            input_type=args.input_type,
+            overwrite=args.overwrite,
+            progress=progress,
         )
 
 

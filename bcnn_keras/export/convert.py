@@ -13,15 +13,16 @@ import tensorflow as tf
 
 import bcnn_keras  # noqa: F401  (used by the examples)
 from bcnn_keras import loading
-from bcnn_keras.export.defaults import TARGET
+from bcnn_keras.export.defaults import INPUT_TYPE, INPUT_TYPES, TARGET
 from bcnn_keras.export.errors import ExportError
 from bcnn_keras.export.loading import in_phase_2
 
 
-def convert(model, target=TARGET):
+def convert(model, target=TARGET, input_type=INPUT_TYPE):
     """Converts `model` with LCE (in training phase 2 for bcnn_keras models) to flatbuffer bytes.
 
     A bcnn_keras model in phase 1 is converted from a copy in phase 2: `model` keeps its phase.
+    `input_type="uint8"` makes a file that takes raw uint8 pixels (see `convert_with_diagnostics`).
 
     Example:
         >>> from bcnn_keras.export import op_counts
@@ -31,18 +32,24 @@ def convert(model, target=TARGET):
         >>> op_counts(flatbuffer)["LceBconv2d"], bcnn_keras.get_phase(model)
         (1, 1)
     """
-    return convert_with_diagnostics(in_phase_2(model), target)[0]
+    return convert_with_diagnostics(in_phase_2(model), target, input_type)[0]
 
 
-def convert_with_diagnostics(model, target):
+def convert_with_diagnostics(model, target, input_type=INPUT_TYPE):
     """`(flatbuffer, converter diagnostics)` of `model` as it is.
+
+    `input_type="uint8"` gives the file a uint8 input (raw camera bytes), cast to float32 in
+    front of the model: LCE's converter refuses integer input for a graph that is not integer
+    quantized, so the cast is part of the converted graph (one `CAST` op).
 
     Saves a SavedModel of the inference function and calls LCE's SavedModel converter directly:
     `lce.convert_keras_model` would catch its errors and retry another way with only a warning.
     Saving the traced function instead of the Keras model also skips Keras' per-layer traces
     (4x faster).
     """
-    function = _serving_function(model)
+    if input_type not in INPUT_TYPES:
+        raise ExportError(f"input type must be one of {', '.join(INPUT_TYPES)}, got {input_type!r}")
+    function = _serving_function(model, input_type)
     with tempfile.TemporaryDirectory() as saved_model_dir, captured_stderr() as log, _without_info_logs():
         module = tf.Module()
         module.model_variables = list(model.variables)  # the SavedModel must track what the function captures
@@ -101,14 +108,15 @@ def _without_info_logs():
         logger.setLevel(level)
 
 
-def _serving_function(model):
+def _serving_function(model, input_type=INPUT_TYPE):
     specs = [
-        tf.TensorSpec((1, *tensor.shape[1:]), tensor.dtype, name=name)
+        tf.TensorSpec((1, *tensor.shape[1:]), input_type if input_type != INPUT_TYPE else tensor.dtype, name=name)
         for tensor, name in zip(model.inputs, model.input_names)
     ]
     output_names = model.output_names or [f"output_{i}" for i in range(len(model.outputs))]
 
     def serve(*inputs):
+        inputs = [tf.cast(x, tensor.dtype) if x.dtype != tensor.dtype else x for x, tensor in zip(inputs, model.inputs)]
         outputs = model(inputs[0] if len(inputs) == 1 else list(inputs), training=False)
         return dict(zip(output_names, tf.nest.flatten(outputs)))
 

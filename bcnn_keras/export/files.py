@@ -6,6 +6,8 @@ import os
 from bcnn_keras.export.errors import ExportError
 from bcnn_keras.files import atomic_write
 
+TFLITE_IDENTIFIER = b"TFL3"  # bytes 4..8 of every TFLite flatbuffer
+
 
 def check_directory(path, what):
     """Returns the directory `path` goes into; raises `ExportError` if it cannot hold `path`."""
@@ -20,8 +22,8 @@ def check_directory(path, what):
 @contextlib.contextmanager
 def atomic_output(path, what="output"):
     """`bcnn_keras.files.atomic_write` for the exporter's outputs: the directory is checked
-    first, a failure to create the temporary file is an `ExportError`, and on failure any older
-    file at `path` goes too (a stale model must never be mistaken for the result of this run).
+    first, and a failure to create the temporary file is an `ExportError`. On failure an older
+    file at `path` stays as it was: the caller's error says so.
 
     Example:
         >>> with atomic_output("model.tflite") as temporary:
@@ -29,7 +31,7 @@ def atomic_output(path, what="output"):
         ...         _ = file.write(b"TFL3")
     """
     directory = check_directory(path, what)
-    writer = atomic_write(path, remove_old_on_failure=True)
+    writer = atomic_write(path)
     try:
         temporary = writer.__enter__()
     except OSError as error:

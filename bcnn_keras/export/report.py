@@ -53,7 +53,8 @@ class Report:
     rewritten_layers: list  # [{"layer", "reason"}]
     warnings: list
     parity: dict | None = None  # see verify.checked_parity; None without verification data
-    class_names: list | None = None  # from classes.json next to the model file; None if there is none
+    class_names: list | None = None  # also in the file's metadata; None if there were none
+    input_type: str = "float32"  # the file's image input: "float32" or "uint8" (raw bytes, cast inside)
     latency_ms_x86: float | None = None
     latency_x86: dict | None = None  # see latency.latency_x86
     versions: dict
@@ -169,6 +170,7 @@ def format_report(report):
         ("ops", ", ".join(f"{name} {count}" for name, count in report.ops.items())),
         ("float layers", "; ".join(f"{f['layer']} ({f['reason']})" for f in report.float_layers) or "none"),
         ("rewritten layers", ", ".join(f["layer"] for f in report.rewritten_layers) or "none"),
+        ("input", f"{report.input_type} raw pixels 0..255"),
         ("classes", _classes_line(report.class_names)),
         ("parity", _parity_line(report.parity)),
         ("latency (x86)", _latency_line(report.latency_x86)),
@@ -194,7 +196,7 @@ def _count(value):
 
 def _classes_line(class_names, shown=5):
     if not class_names:
-        return "no names (no classes.json next to the model)"
+        return "no names (no classes.json next to the model, no class_names given)"
     names = ", ".join(class_names[:shown])
     more = f", ... (+{len(class_names) - shown})" if len(class_names) > shown else ""
     return f"{len(class_names)}: {names}{more}"

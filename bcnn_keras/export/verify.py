@@ -59,11 +59,13 @@ def verification_data(source, input_shape, samples=SAMPLES, seed=0):
     return x, y, about
 
 
-def parity(model, flatbuffer, x, y=None):
+def parity(model, flatbuffer, x, y=None, progress=None):
     """Runs Keras and the LCE interpreter (indirect BGEMM) on `x` and compares the outputs.
 
     Returns top-1 agreement, max and mean absolute output difference and, with labels `y`,
-    both accuracies. Outputs are flattened per sample, so top-1 is over all output values.
+    both accuracies. Outputs are flattened per sample, so top-1 is over all output values. A
+    file with a uint8 input gets `x` rounded to whole pixel values 0..255, and so does Keras.
+    `progress(done, total)` is called as the interpreter works through `x`.
 
     Example:
         >>> from bcnn_keras.export import convert
@@ -74,10 +76,15 @@ def parity(model, flatbuffer, x, y=None):
     """
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise ExportError("parity needs a model with one input and one output")
-    x = np.asarray(x).astype(model.inputs[0].dtype.as_numpy_dtype)
-    expected = _keras_outputs(model, x).reshape(len(x), -1)
     interpreter = lce_interpreter(flatbuffer, threads=os.cpu_count() or 1)
-    actual = np.asarray(interpreter.predict(x)).reshape(len(x), -1)
+    file_input = np.dtype(interpreter.input_types[0])
+    x = np.asarray(x)
+    if file_input == np.uint8:
+        x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
+    expected = _keras_outputs(model, x.astype(model.inputs[0].dtype.as_numpy_dtype)).reshape(len(x), -1)
+    actual = np.concatenate(
+        [np.asarray(interpreter.predict(chunk)).reshape(len(chunk), -1) for chunk in _chunks(x.astype(file_input), progress)]
+    )
     difference = np.abs(expected.astype("float64") - actual)
     result = {
         "samples": len(x),
@@ -91,11 +98,19 @@ def parity(model, flatbuffer, x, y=None):
     return result
 
 
-def checked_parity(model, flatbuffer, data, threshold):
+def _chunks(x, progress, size=250):
+    """`x` in chunks, reporting `progress(done, total)` after each."""
+    for start in range(0, len(x), size):
+        yield x[start : start + size]
+        if progress is not None:
+            progress(min(start + size, len(x)), len(x))
+
+
+def checked_parity(model, flatbuffer, data, threshold, progress=None):
     """The report's `parity` entry: `parity` on `data` (from `verification_data`), with the
     threshold and whether the agreement reached it."""
     x, y, about = data
-    result = {"data": about, **parity(model, flatbuffer, x, y), "threshold": threshold}
+    result = {"data": about, **parity(model, flatbuffer, x, y, progress), "threshold": threshold}
     result["passed"] = result["top1_agreement"] >= threshold
     return result
 

@@ -1,0 +1,139 @@
+"""The training recipes of the Fashion-MNIST benchmarks, as `TrainConfig` settings, declared once.
+
+Every recipe is chosen on the validation set: 5,000 of the 60,000 training images, held out
+with a fixed seed (`--validation-images`); the models train on the other 55,000 and the test
+set is evaluated once, at the end of each run.
+"""
+
+import os
+
+from bcnn_keras.files import read_json, write_json
+from bcnn_keras.run_dir import MODEL_FILE, load_history, read_test_result
+from bcnn_keras.training import TrainConfig
+from common import REPO, machine, run_training
+
+VALIDATION_IMAGES = 5000
+
+# The fast recipe (the headline before the validation split; under an hour on 2 cores): BCNN18
+# at width 0.25 with a 3x3 stride-1 input block; the float twin for 8 epochs, then the binary
+# model from the twin's weights, distilled from it, 4 + 12 epochs; batch 128, no augmentation.
+FAST = dict(
+    dataset="fashion_mnist",
+    model="BCNN18",
+    width_multiplier=0.25,
+    channel_multiple=8,
+    stem_strides=1,
+    stem_kernel_size=3,
+    teacher="float-twin",
+    teacher_epochs=8,
+    init_from_teacher=True,
+    phase1_epochs=4,
+    phase2_epochs=12,
+    batch_size=128,
+    learning_rate=3e-3,
+    phase2_learning_rate=3e-3,
+    augment="none",
+    validation_images=VALIDATION_IMAGES,
+)
+
+RECIPES = {"fast": FAST}
+
+# The design-space rows: which layers are float, on top of the fast recipe. The twin comes first:
+# it is every other row's teacher and starting point (the layers it has).
+TWIN = "float_twin"
+DESIGN_ROWS = {
+    TWIN: ("float twin (real weights, hard-tanh for sign)", dict(float_twin=True)),
+    "larq_zoo_style": ("float input layer + float classifier", dict(input_layer="float", classifier="float")),
+    "float_input": ("float input layer only", dict(input_layer="float")),
+    "float_classifier": ("float classifier only", dict(classifier="float")),
+    "float_shortcuts": (
+        "float input, shortcuts, classifier", dict(input_layer="float", shortcut="float_conv", classifier="float")
+    ),
+    "binary_x8": ("fully binary (widths x8, the headline's)", dict()),
+}
+DESIGN_DIR = os.path.join("runs", "design_space")
+
+
+def design_row_config(name, seed, output_dir=DESIGN_DIR, smoke=False):
+    """The `TrainConfig` of one design-space row and seed, in `output_dir/NAME/seedS`; the twin
+    trains its 8 epochs in one phase, the other rows learn from the same seed's twin."""
+    settings = dict(FAST, **DESIGN_ROWS[name][1])
+    if name == TWIN:
+        settings.update(teacher=None, init_from_teacher=False, teacher_epochs=None,
+                        phase1_epochs=settings["teacher_epochs"], phase2_epochs=0)
+    else:
+        settings.update(teacher=os.path.join(REPO, output_dir, TWIN, f"seed{seed}", MODEL_FILE))
+    if smoke:
+        settings.update(train_limit=256, test_limit=256, phase1_epochs=1, phase2_epochs=0 if name == TWIN else 1)
+    return config(settings, os.path.join(output_dir, name, f"seed{seed}"), seed)
+
+
+def config(recipe, output_dir, seed=0, **overrides):
+    """The `TrainConfig` of a named recipe (or a dict of settings), with `overrides`.
+
+    Example:
+        >>> config("fast", "runs/x", seed=1, phase2_epochs=2).to_argv()[:4]
+        ['--validation-images', '5000', '--phase2-epochs', '2']
+    """
+    settings = RECIPES[recipe] if isinstance(recipe, str) else recipe
+    return TrainConfig(**{**settings, **overrides, "output_dir": output_dir, "seed": seed, "verbose": 2})
+
+
+ROW_FILE = "row.json"
+
+
+def trained_row(config, label):
+    """Trains `config` (unless its output dir holds a `row.json`: then it is done) and exports
+    the model (float layers allowed); returns the row's record, also saved as `row.json`.
+
+    The record: the command, where and how long it trained, the test top-1 (evaluated once) and
+    the final validation top-1, the file's size, binary MAC share, MACs and float layers.
+    """
+    from bcnn_keras import export
+
+    row_dir = os.path.join(REPO, config.output_dir)
+    done = os.path.join(row_dir, ROW_FILE)
+    if os.path.exists(done):
+        print(f"[{label}] done earlier: {done}")
+        return read_json(done)
+    command, minutes = run_training(config.to_argv(), label=f"\n[{label}]")
+    history = load_history(os.path.join(row_dir, "history.json"))
+    report = export.export(
+        os.path.join(row_dir, MODEL_FILE), os.path.join(row_dir, "model.tflite"), allow_float=True, latency_runs=0,
+        overwrite=True,
+    )
+    record = {
+        "command": command,
+        "train_minutes": round(minutes, 1),
+        "trained_on": machine(),
+        "test_top1": read_test_result(row_dir)["top1"],
+        "validation_top1": history[-1]["val_accuracy"],
+        "validation_top1_after_phase1": history[config.phase1_epochs - 1]["val_accuracy"] if config.phase2_epochs else None,
+        "size_bytes": report.size_bytes,
+        "binary_mac_fraction": report.binary_mac_fraction,
+        "macs": report.macs,
+        "float_layers": [entry["layer"] for entry in report.float_layers],
+        "tflite": os.path.relpath(os.path.join(row_dir, "model.tflite"), REPO),
+    }
+    write_json(done, record, indent=1)
+    return record
+
+
+# Fully binary presets for small images, at the fast recipe's schedule and distillation, each
+# with its own widths and input block.
+PRESET_ROWS = {
+    "BCNN18_s2": ("BCNN18 width 0.25, 3x3 stride-2 input block", dict(stem_strides=2)),
+    "BCNN8": ("BCNN8 (stride-2 input block, 6 blocks)", dict(model="BCNN8", width_multiplier=None, stem_strides=None,
+                                                             stem_kernel_size=None)),
+    "BCNN6": ("BCNN6 (stride-2 input block, 4 blocks)", dict(model="BCNN6", width_multiplier=None, stem_strides=None,
+                                                             stem_kernel_size=None)),
+}
+PRESET_DIR = os.path.join("runs", "presets")
+
+
+def preset_row_config(name, seed, output_dir=PRESET_DIR, smoke=False):
+    """The `TrainConfig` of one small-image preset and seed, in `output_dir/NAME/seedS`."""
+    settings = dict(FAST, **PRESET_ROWS[name][1])
+    if smoke:
+        settings.update(train_limit=256, test_limit=256, teacher_epochs=1, phase1_epochs=1, phase2_epochs=1)
+    return config(settings, os.path.join(output_dir, name, f"seed{seed}"), seed)
