@@ -238,16 +238,31 @@ def _class_folders(directory):
     return classes
 
 
-def _image_files(class_dir):
-    """The PNG and JPEG files under a class folder (subfolders included), sorted."""
+def images_under(folder):
+    """The PNG and JPEG files under `folder` (subfolders included, hidden entries skipped), sorted.
+
+    Example:
+        >>> from PIL import Image
+        >>> os.makedirs("shots/day")
+        >>> for name in ("shots/day/b.png", "shots/a.jpg", "shots/.hidden.png"):
+        ...     Image.new("L", (4, 4)).save(name)
+        >>> images_under("shots")
+        ['shots/a.jpg', 'shots/day/b.png']
+    """
     found = []
-    for directory, subdirectories, names in os.walk(class_dir):
+    for directory, subdirectories, names in os.walk(folder):
         subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
         found += [
             os.path.join(directory, name)
             for name in sorted(names)
             if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)
         ]
+    return found
+
+
+def _image_files(class_dir):
+    """The images of a class folder; raises `ImageFolderError` when there are none."""
+    found = images_under(class_dir)
     if not found:
         raise ImageFolderError(f"class folder {class_dir} holds no {'/'.join(IMAGE_SUFFIXES)} images")
     return found

@@ -131,6 +131,8 @@ class BitpackedModel:
 
     def scores(self, pixels):
         """`(scores, milliseconds)` of one image, `[height, width, channels]` raw pixels."""
+        if self.input_dtype == np.uint8:  # whole pixel values, as a camera gives them
+            pixels = np.clip(np.rint(pixels), 0, 255)
         start = time.perf_counter()
         scores = np.asarray(self.interpreter.predict(pixels[None].astype(self.input_dtype))).reshape(-1)
         return scores, (time.perf_counter() - start) * 1000
@@ -146,26 +148,14 @@ def image_files(paths):
     Example:
         >>> from PIL import Image
         >>> os.makedirs("shots/day")
-        >>> for name in ("shots/day/b.png", "shots/a.jpg", "shots/notes.txt"):
-        ...     _ = Image.new("L", (4, 4)).save(name) if name.endswith(("png", "jpg")) else open(name, "w")
+        >>> for name in ("shots/day/b.png", "shots/a.jpg"):
+        ...     Image.new("L", (4, 4)).save(name)
         >>> image_files(["shots", "c.png"])
         ['shots/a.jpg', 'shots/day/b.png', 'c.png']
     """
-    from bcnn_keras.data import IMAGE_SUFFIXES
+    from bcnn_keras.data import images_under
 
-    found = []
-    for path in map(os.fspath, paths):
-        if not os.path.isdir(path):
-            found.append(path)
-            continue
-        for directory, subdirectories, names in os.walk(path):
-            subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
-            found += [
-                os.path.join(directory, name)
-                for name in sorted(names)
-                if not name.startswith(".") and name.lower().endswith(IMAGE_SUFFIXES)
-            ]
-    return found
+    return [found for path in map(os.fspath, paths) for found in (images_under(path) if os.path.isdir(path) else [path])]
 
 
 def _read_file(path, input_shape):

@@ -36,7 +36,12 @@ FAST = dict(
     validation_images=VALIDATION_IMAGES,
 )
 
-RECIPES = {"fast": FAST}
+# The recipe toward 93 %: the fast one with every width rounded to a multiple of 32 (32/32/64/128
+# channels: the first stage fills LCE's 32-bit words), which the short design-space run
+# favoured by 0.9 points (one seed); about 1.6x the fast recipe's training time.
+ACCURATE = dict(FAST, channel_multiple=32)
+
+RECIPES = {"fast": FAST, "accurate": ACCURATE}
 
 # The design-space rows: which layers are float, on top of the fast recipe. The twin comes first:
 # it is every other row's teacher and starting point (the layers it has).
