@@ -7,13 +7,13 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 DEMO_DIR := runs/demo
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: venv test test-slow test-all demo bench bench-accuracy bench-accuracy-93 bench-design bench-fine-tune bench-rivals notebooks fashion-mnist clean
+.PHONY: venv lint test test-slow test-all demo bench bench-accuracy bench-accuracy-93 bench-design bench-fine-tune bench-rivals notebooks fashion-mnist clean
 
 venv: $(INSTALLED)
 
 $(INSTALLED): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench,lint]'
 	touch $(INSTALLED)
 
 # The Debian package with the real Fashion-MNIST IDX files (installed when running as root).
@@ -25,6 +25,13 @@ fashion-mnist:
 	    echo "error: Fashion-MNIST is missing: run 'sudo apt-get install dataset-fashion-mnist'" >&2; exit 1; \
 	  fi; \
 	fi
+
+# ruff (pyproject.toml: line length 120) and pylint's duplicate-code check (six or more equal lines).
+lint: venv
+	$(PY) -m ruff check bcnn_keras export benchmarks tests conftest.py
+	$(PY) -m ruff format --check bcnn_keras export benchmarks tests conftest.py
+	$(PY) -m pylint --disable=all --enable=duplicate-code --min-similarity-lines=6 --ignore-imports=yes \
+	    --ignore-docstrings=yes --score=no bcnn_keras export benchmarks
 
 test: venv fashion-mnist
 	$(PY) -m pytest

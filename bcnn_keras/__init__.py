@@ -82,9 +82,22 @@ _EXPORTS = {
     **{
         name: "layers"
         for name in (
-            "BinaryConv2D", "ChannelDuplication", "HardTanh", "LearnedThreshold", "PhasedSign", "RPReLU",
-            "ThermometerEncoding", "bcnn_block", "binary_classifier", "binary_input_block", "downsampling_shortcut",
-            "float_classifier", "float_input_block", "get_phase", "phased_quantizers", "set_phase",
+            "BinaryConv2D",
+            "ChannelDuplication",
+            "HardTanh",
+            "LearnedThreshold",
+            "PhasedSign",
+            "RPReLU",
+            "ThermometerEncoding",
+            "bcnn_block",
+            "binary_classifier",
+            "binary_input_block",
+            "downsampling_shortcut",
+            "float_classifier",
+            "float_input_block",
+            "get_phase",
+            "phased_quantizers",
+            "set_phase",
         )
     },
 }

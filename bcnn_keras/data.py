@@ -72,12 +72,23 @@ class DatasetSpec:
 
 
 FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
 )
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 DATASETS = {
-    "fashion_mnist": DatasetSpec("fashion_mnist", (28, 28, 1), 10, class_names=FASHION_MNIST_CLASSES, train_size=60_000),
+    "fashion_mnist": DatasetSpec(
+        "fashion_mnist", (28, 28, 1), 10, class_names=FASHION_MNIST_CLASSES, train_size=60_000
+    ),
     "cifar10": DatasetSpec("cifar10", (32, 32, 3), 10, class_names=CIFAR10_CLASSES, train_size=50_000),
     "imagenet2012": DatasetSpec("imagenet2012", (224, 224, 3), 1000, test_split="validation", train_size=1_281_167),
 }
@@ -209,7 +220,10 @@ class ImageFolder:
         by default the size of the folder's first image."""
         size = _size_pair(image_size) if image_size is not None else self.first_size
         return DatasetSpec(
-            FOLDER_PREFIX + self.root, (*size, self.channels), len(self.class_names), class_names=self.class_names,
+            FOLDER_PREFIX + self.root,
+            (*size, self.channels),
+            len(self.class_names),
+            class_names=self.class_names,
             train_size=len(self.files["train"]),
         )
 
@@ -330,14 +344,19 @@ def scan_image_folder(path, validation_split=None, split_seed=0):
     split_dirs = [os.path.isdir(os.path.join(root, split)) for split in ("train", "test")]
     if any(split_dirs):
         if not all(split_dirs):
-            raise ImageFolderError(f"image folder {path} has a {'train' if split_dirs[0] else 'test'}/ split but not the other")
+            raise ImageFolderError(
+                f"image folder {path} has a {'train' if split_dirs[0] else 'test'}/ split but not the other"
+            )
         if validation_split is not None:
-            raise ImageFolderError(f"image folder {path} has its own train/ and test/ splits: drop the validation split")
+            raise ImageFolderError(
+                f"image folder {path} has its own train/ and test/ splits: drop the validation split"
+            )
         classes = _class_folders(os.path.join(root, "train"))
         test_classes = _class_folders(os.path.join(root, "test"))
         if test_classes != classes:
             raise ImageFolderError(
-                f"image folder {path}: test/ has the classes {test_classes}, train/ has {classes}; they must be the same"
+                f"image folder {path}: test/ has the classes {test_classes}, train/ has {classes}; "
+                "they must be the same"
             )
         files = {split: _labelled_files(os.path.join(root, split), classes) for split in ("train", "test")}
         channels, first_size = _check_channels(files["train"] + files["test"])
@@ -427,7 +446,9 @@ def read_idx(path):
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(rank))
     values = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * rank)
     if values.size != int(np.prod(shape, dtype=np.int64)):
-        raise ValueError(f"{path} does not match its header: expected {int(np.prod(shape))} values, found {values.size}")
+        raise ValueError(
+            f"{path} does not match its header: expected {int(np.prod(shape))} values, found {values.size}"
+        )
     return values.reshape(shape)
 
 
@@ -494,9 +515,7 @@ def _load_tfds(name, split, *, data_dir, manual_dir):
     if not prepared and _unreachable_hosts(builder):  # fail at once instead of after tfds' retries
         raise DatasetNotFoundError(_how_to_get(name, data_dir, manual_dir))
     try:
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=manual_dir)
-        )
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
     except Exception as error:  # tfds raises many types for "no network" and "no manual files"
         raise DatasetNotFoundError(_how_to_get(name, data_dir, manual_dir)) from error
     return builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
@@ -519,7 +538,10 @@ def held_out_mask(train_size, validation_images):
         (5000, True)
     """
     if not 0 < validation_images < train_size:
-        raise ValueError(f"validation_images must be between 1 and {train_size - 1} (the training split's size), got {validation_images}")
+        raise ValueError(
+            f"validation_images must be between 1 and {train_size - 1} (the training split's size), "
+            f"got {validation_images}"
+        )
     mask = np.zeros(train_size, dtype=bool)
     mask[np.random.default_rng(VALIDATION_SEED).permutation(train_size)[:validation_images]] = True
     return mask
@@ -666,7 +688,9 @@ def make_dataset(
     if training is None:
         training = split == spec.train_split
     if split == VALIDATION_SPLIT and not validation_images:
-        raise ValueError(f"the split {VALIDATION_SPLIT!r} exists only with validation_images (held out of the training split)")
+        raise ValueError(
+            f"the split {VALIDATION_SPLIT!r} exists only with validation_images (held out of the training split)"
+        )
     if teacher is not None and training and augmentation != "none":
         raise ValueError("teacher outputs can be computed once only for un-augmented training data (augment='none')")
     if teacher is not None and name == "imagenet2012":

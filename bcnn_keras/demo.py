@@ -65,7 +65,9 @@ def summary_lines(run_dir):
     report = Report.from_dict(read_json(os.path.join(run_dir, "report.json")))
     parity = report.parity
     if not parity or parity.get("keras_accuracy") is None:
-        raise ValueError(f"{run_dir}/report.json has no parity check on labelled data: export with --verify fashion_mnist")
+        raise ValueError(
+            f"{run_dir}/report.json has no parity check on labelled data: export with --verify fashion_mnist"
+        )
     twin_bytes = float_twin_size(config)
     image = os.path.join(run_dir, f"test_image_{TEST_IMAGE_INDEX}.png")
     label = write_test_image(image)

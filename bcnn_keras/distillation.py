@@ -102,9 +102,7 @@ class Distiller(tf.keras.Model):
             teacher_outputs = self.teacher(images, training=False)
         with tf.GradientTape() as tape:
             student_outputs = self.student(images, training=True)
-            loss = self.alpha * tf.reduce_mean(
-                distributional_loss(teacher_outputs, student_outputs, self.from_logits)
-            )
+            loss = self.alpha * tf.reduce_mean(distributional_loss(teacher_outputs, student_outputs, self.from_logits))
             if self.alpha < 1.0:
                 loss += (1.0 - self.alpha) * self.compiled_loss(labels, student_outputs, sample_weight)
             loss += tf.add_n(self.student.losses) if self.student.losses else 0.0

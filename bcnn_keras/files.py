@@ -40,7 +40,9 @@ def atomic_write(path):
         '[]'
     """
     directory, name = os.path.split(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".partial" + os.path.splitext(name)[1])
+    handle, temporary = tempfile.mkstemp(
+        dir=directory, prefix=f".{name}.", suffix=".partial" + os.path.splitext(name)[1]
+    )
     os.close(handle)
     try:
         yield temporary

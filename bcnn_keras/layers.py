@@ -206,9 +206,7 @@ class RPReLU(_PerChannelLayer):
         super().build(input_shape)
 
     def call(self, inputs):
-        shift_in, slope, shift_out = (
-            tf.cast(w, inputs.dtype) for w in (self.shift_in, self.slope, self.shift_out)
-        )
+        shift_in, slope, shift_out = (tf.cast(w, inputs.dtype) for w in (self.shift_in, self.slope, self.shift_out))
         x = inputs - shift_in
         # relu(x) + (-slope) * relu(-x), with the slope shaped like the input's non-batch axes,
         # is the form TFLite fuses into one PRELU op.
@@ -335,9 +333,7 @@ def downsampling_shortcut(x, filters, strides=1, name=None, *, kind="pool"):
     return ChannelDuplication(filters, name=f"{name}_duplicate")(x)
 
 
-def bcnn_block(
-    x, filters, kernel_size=3, strides=1, *, nonlinearity="rprelu", shortcut="pool", binary=True, name
-):
+def bcnn_block(x, filters, kernel_size=3, strides=1, *, nonlinearity="rprelu", shortcut="pool", binary=True, name):
     """The BCNN building block: `x + BN(binary_conv(sign(x + b)))`, then optional RPReLU.
 
     `shortcut` is the `kind` of `downsampling_shortcut` in blocks that change resolution or width.
@@ -378,9 +374,7 @@ def binary_input_block(
     check_choice("input_encoding", encoding, INPUT_ENCODINGS)
     if pool_size > 1:
         x = tf.keras.layers.AveragePooling2D(pool_size, name=f"{name}_pool")(x)
-    y = ThermometerEncoding(
-        levels, trainable_thresholds=encoding == "learned", name=f"{name}_encoding"
-    )(x)
+    y = ThermometerEncoding(levels, trainable_thresholds=encoding == "learned", name=f"{name}_encoding")(x)
     y = BinaryConv2D(filters, kernel_size, strides, binary=binary, name=f"{name}_conv")(y)
     return _batch_norm(f"{name}_bn")(y)
 

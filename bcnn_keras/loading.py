@@ -175,7 +175,9 @@ def import_custom_objects(module):
     except ModelFileError:
         raise
     except Exception as error:
-        raise ModelFileError(f"cannot import custom objects module {module} ({type(error).__name__}: {first_line(error)})") from error
+        raise ModelFileError(
+            f"cannot import custom objects module {module} ({type(error).__name__}: {first_line(error)})"
+        ) from error
     objects = getattr(loaded, "custom_objects", {})
     if not isinstance(objects, dict):
         raise ModelFileError(f"custom objects module {module}: custom_objects must be a dict of name -> object")

@@ -24,7 +24,6 @@ LAYER_KINDS = ("binary", "float")
 STEM_STRIDES = (1, 2, 4)
 
 
-
 def _resnet_blocks(widths, convs_per_stage):
     """(filters, kernel_size, strides) of each BCNN block of a ResNet layout, at width multiplier
     1: the first conv of every stage after the first halves the map."""
@@ -52,9 +51,7 @@ _MOBILENET_V1_PAIRS = [
     (1024, 1024, 1),
 ]
 _REACTNET_A_BLOCKS = [
-    block
-    for width_in, width_out, stride in _MOBILENET_V1_PAIRS
-    for block in ((width_in, 3, stride), (width_out, 1, 1))
+    block for width_in, width_out, stride in _MOBILENET_V1_PAIRS for block in ((width_in, 3, stride), (width_out, 1, 1))
 ]
 
 
@@ -93,8 +90,7 @@ def _input_image(input_shape, input_tensor):
     height, width, channels = input_shape
     if min(height, width) < MIN_IMAGE_SIDE or channels < 1:
         raise ValueError(
-            f"input_shape {input_shape} is too small: height and width must be >= {MIN_IMAGE_SIDE} "
-            "and channels >= 1"
+            f"input_shape {input_shape} is too small: height and width must be >= {MIN_IMAGE_SIDE} and channels >= 1"
         )
     if input_tensor is None:
         return tf.keras.Input(input_shape, name="image"), input_shape
@@ -177,7 +173,9 @@ def _bcnn(
         automatic = large and stem_stride == 4 and input_layer == "binary" and stem_kernel_size is None
         stem_pool_size = 2 if automatic else 1
     if stem_pool_size not in (1, 2) or stem_stride % stem_pool_size:
-        raise ValueError(f"stem_pool_size must be None, 1 or 2 and divide the stem stride {stem_stride}, got {stem_pool_size!r}")
+        raise ValueError(
+            f"stem_pool_size must be None, 1 or 2 and divide the stem stride {stem_stride}, got {stem_pool_size!r}"
+        )
     if stem_pool_size > 1 and input_layer == "float":
         raise ValueError("stem_pool_size applies to the binary input block, not to input_layer='float'")
     conv_stride = stem_stride // stem_pool_size
@@ -187,7 +185,9 @@ def _bcnn(
     elif stem_kernel_size < conv_stride:
         raise ValueError(f"stem_kernel_size must be >= the stem conv's stride {conv_stride}, got {stem_kernel_size!r}")
     if input_layer == "float":
-        x = layers.float_input_block(image, width(stem_filters), kernel_size=stem_kernel_size, strides=stem_stride, name="stem")
+        x = layers.float_input_block(
+            image, width(stem_filters), kernel_size=stem_kernel_size, strides=stem_stride, name="stem"
+        )
     else:
         x = layers.binary_input_block(
             image,
@@ -280,6 +280,7 @@ _COMMON_ARGUMENTS_DOC = """
     Returns:
         A `tf.keras.Model`, in training phase 2 (binary weights) when `binary=True`.
 """
+
 
 def BCNN18(
     *,
@@ -484,6 +485,7 @@ def initialize_from_float_twin(model, float_twin, partial=False):
         >>> initialize_from_float_twin(ablation, twin, partial=True)
         ['classifier_dense']
     """
+
     def mismatch(detail):
         return ValueError(f"{float_twin.name!r} is not the float twin of {model.name!r}: {detail}")
 

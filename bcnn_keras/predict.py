@@ -104,11 +104,15 @@ class BitpackedModel:
             raise PredictError(f"{path}: LCE's interpreter cannot load it ({first_line(error)})") from error
         shapes, types = self.interpreter.input_shapes, self.interpreter.input_types
         if len(shapes) != 1 or len(shapes[0]) != 4 or np.dtype(types[0]) not in INPUT_TYPES:
-            raise PredictError(f"{path}: expected one float32 or uint8 image input [1, height, width, channels], got {shapes}")
+            raise PredictError(
+                f"{path}: expected one float32 or uint8 image input [1, height, width, channels], got {shapes}"
+            )
         self.input_shape = tuple(int(d) for d in shapes[0][1:])
         self.input_dtype = np.dtype(types[0])
         if self.input_shape[2] not in _CHANNEL_NAMES:
-            raise PredictError(f"{path}: the model takes {self.input_shape[2]}-channel images; this tool reads grey or RGB images")
+            raise PredictError(
+                f"{path}: the model takes {self.input_shape[2]}-channel images; this tool reads grey or RGB images"
+            )
         self.classes = int(np.prod(self.interpreter.output_shapes[0][1:]))
         self.class_names = self._class_names(flatbuffer, classes_path)
         self.interpreter.predict(np.zeros((1, *self.input_shape), self.input_dtype))  # the first run allocates
@@ -155,7 +159,9 @@ def image_files(paths):
     """
     from bcnn_keras.data import images_under
 
-    return [found for path in map(os.fspath, paths) for found in (images_under(path) if os.path.isdir(path) else [path])]
+    return [
+        found for path in map(os.fspath, paths) for found in (images_under(path) if os.path.isdir(path) else [path])
+    ]
 
 
 def _read_file(path, input_shape):
@@ -182,7 +188,12 @@ def _read_array(array, input_shape, label):
     pixels = np.asarray(array)
     if pixels.ndim == 2:
         pixels = pixels[..., None]
-    if pixels.ndim != 3 or pixels.shape[2] not in (1, 3, 4) or pixels.dtype.kind not in "uif" or not np.all(np.isfinite(pixels)):
+    if (
+        pixels.ndim != 3
+        or pixels.shape[2] not in (1, 3, 4)
+        or pixels.dtype.kind not in "uif"
+        or not np.all(np.isfinite(pixels))
+    ):
         raise PredictError(f"{label}: expected an image array [height, width] or [height, width, 1|3|4] of numbers")
     if pixels.shape == tuple(input_shape):
         return pixels, None
@@ -278,7 +289,9 @@ def format_predictions(results, output_format="table"):
         for result in good:
             for rank, entry in enumerate(result["top"], 1):
                 name = entry["name"] if entry["name"] is not None else ""
-                writer.writerow([result["image"], rank, entry["class"], name, f"{entry['score']:.6f}", f"{result['time_ms']:.3f}"])
+                writer.writerow(
+                    [result["image"], rank, entry["class"], name, f"{entry['score']:.6f}", f"{result['time_ms']:.3f}"]
+                )
         return text.getvalue().rstrip("\n")
     lines = []
     for result in good:
@@ -302,13 +315,16 @@ def conversion_note(results):
         return None
     kinds = sorted(set(done))
     wanted = kinds[0].split(" to ")[1]
-    return f"note: converted {len(done)} of {len(results)} images from {' and '.join(k.split(' to ')[0] for k in kinds)} to {wanted} (the model takes {wanted} images)"
+    sources = " and ".join(kind.split(" to ")[0] for kind in kinds)
+    converted = f"converted {len(done)} of {len(results)} images from {sources} to {wanted}"
+    return f"note: {converted} (the model takes {wanted} images)"
 
 
 def build_parser():
     parser = OneLineParser(
         prog="bcnn-predict",
-        description="Classify PNG/JPEG images (files or folders) with a bit-packed LCE .tflite file (from bcnn-export).",
+        description="Classify PNG/JPEG images (files or folders) with a bit-packed LCE .tflite file "
+        "(from bcnn-export).",
         epilog="Class names: --classes FILE, else the names inside MODEL, else classes.json next to MODEL, else "
         "class numbers. A bad image is reported on stderr and skipped (exit status 2); a bad model is one "
         "'error:' line and exit status 2.",

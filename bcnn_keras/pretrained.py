@@ -187,7 +187,7 @@ def load_binary_weights(model, path, sha256=None, skip=()):
 
 
 def _weight_name(key):
-    """"layer/weight:0" of a key of the weights file."""
+    """ "layer/weight:0" of a key of the weights file."""
     for prefix in (_SIGN_BITS, _SHAPE):
         if key.startswith(prefix):
             return key[len(prefix) :]

@@ -37,7 +37,16 @@ TEACHER = "teacher"
 HEAD = "head"
 # What a run writes into its output dir (and a restart removes).
 RUN_FILES = (
-    CONFIG_FILE, MODEL_FILE, data.CLASS_NAMES_FILE, HISTORY_FILE, TEST_FILE, PLOT_FILE, CHECKPOINTS, BACKUP, LOGS, TEACHER,
+    CONFIG_FILE,
+    MODEL_FILE,
+    data.CLASS_NAMES_FILE,
+    HISTORY_FILE,
+    TEST_FILE,
+    PLOT_FILE,
+    CHECKPOINTS,
+    BACKUP,
+    LOGS,
+    TEACHER,
     HEAD,
 )
 

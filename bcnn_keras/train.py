@@ -146,7 +146,9 @@ def summary(args, last):
     tested = read_test_result(args.output_dir) if args.validation_images else None
     if tested:
         lines.append(f"test top-1, evaluated once: {tested['top1']:.4f} on {tested['images']} images")
-    verify = args.dataset if getattr(args, "dataset", "").startswith(("fashion_mnist", data.FOLDER_PREFIX)) else "random"
+    verify = (
+        args.dataset if getattr(args, "dataset", "").startswith(("fashion_mnist", data.FOLDER_PREFIX)) else "random"
+    )
     tflite = os.path.join(args.output_dir, "model.tflite")
     lines.append(f"next: bcnn-export {shlex.quote(model)} -o {shlex.quote(tflite)} --verify {shlex.quote(verify)}")
     lines.append(f"      tensorboard --logdir {shlex.quote(os.path.join(args.output_dir, LOGS))}")

@@ -49,20 +49,37 @@ from bcnn_keras.run_dir import (
 )
 
 MODELS = {
-    "BCNN18": models.BCNN18, "BCNN18Small": models.BCNN18Small, "BCNNA": models.BCNNA, "BCNN8": models.BCNN8,
+    "BCNN18": models.BCNN18,
+    "BCNN18Small": models.BCNN18Small,
+    "BCNNA": models.BCNNA,
+    "BCNN8": models.BCNN8,
     "BCNN6": models.BCNN6,
 }
 # The architecture settings of `TrainConfig`, passed to the model function as they are.
 _ARCHITECTURE = (
-    "width_multiplier", "channel_multiple", "stem_strides", "stem_kernel_size", "stem_pool_size", "input_layer",
-    "shortcut", "classifier", "input_encoding", "encoding_levels",
+    "width_multiplier",
+    "channel_multiple",
+    "stem_strides",
+    "stem_kernel_size",
+    "stem_pool_size",
+    "input_layer",
+    "shortcut",
+    "classifier",
+    "input_encoding",
+    "encoding_levels",
 )
 STRATEGIES = ("default", "mirrored", "multiworker")
 # Settings that do not change what is trained: where it goes, what it prints, how files load.
 _NOT_RECORDED = ("output_dir", "verbose", "restart", "unsafe_load")
 _PATH_SETTINGS = ("teacher", "data_dir", "manual_dir", "weights")
 _POSITIVE = (
-    "validation_images", "batch_size", "learning_rate", "phase2_learning_rate", "width_multiplier", "encoding_levels", "stem_kernel_size",
+    "validation_images",
+    "batch_size",
+    "learning_rate",
+    "phase2_learning_rate",
+    "width_multiplier",
+    "encoding_levels",
+    "stem_kernel_size",
     "image_size",
 )
 _FINITE = ("alpha", "warmup_epochs", "phase1_weight_decay")
@@ -301,11 +318,15 @@ def check_dataset_name(name):
         >>> check_dataset_name("folder:photos")
         >>> check_dataset_name("mnist")
         Traceback (most recent call last):
-        bcnn_keras.training.TrainingError: invalid choice: 'mnist' (choose from cifar10, fashion_mnist, imagenet2012, or folder:PATH)
+        bcnn_keras.training.TrainingError: invalid choice: 'mnist' (choose from cifar10, fashion_mnist, ...)
     """
     if name in data.DATASETS or (data.is_folder(name) and len(name) > len(data.FOLDER_PREFIX)):
         return
-    hint = f"; {name} is a folder: use --dataset {data.FOLDER_PREFIX}{name}" if os.path.isdir(os.path.expanduser(name)) else ""
+    hint = (
+        f"; {name} is a folder: use --dataset {data.FOLDER_PREFIX}{name}"
+        if os.path.isdir(os.path.expanduser(name))
+        else ""
+    )
     raise TrainingError(_invalid_choice(name, [*sorted(data.DATASETS), "or folder:PATH"]) + hint)
 
 
@@ -443,7 +464,11 @@ def start_from_weights(model, config, spec):
         origin = available.get(layer.name)
         shapes = [tuple(w.shape) for w in layer.weights]
         if origin is None or [tuple(w.shape) for w in origin.weights] != shapes:
-            found = "has no such layer" if origin is None else f"has weights of shapes {[tuple(w.shape) for w in origin.weights]}"
+            found = (
+                "has no such layer"
+                if origin is None
+                else f"has weights of shapes {[tuple(w.shape) for w in origin.weights]}"
+            )
             raise TrainingError(
                 f"--weights {config.weights}: the model's layer {layer.name!r} (weights {shapes}) does not fit, "
                 f"the trained model {found}; train with the architecture flags it was trained with"
@@ -489,7 +514,9 @@ def _fit(model, train, test, epochs, run_dir, schedule_callback, verbose):
             epochs=epochs,
             verbose=verbose,
             # The schedule goes before the loggers, so that they see `phase` and `learning_rate`.
-            callbacks=[StopOnNonFiniteLoss()] + [schedule_callback] * (schedule_callback is not None) + [
+            callbacks=[StopOnNonFiniteLoss()]
+            + [schedule_callback] * (schedule_callback is not None)
+            + [
                 # Shared by all workers: Keras keeps the other workers' copies apart itself.
                 tf.keras.callbacks.BackupAndRestore(os.path.join(run_dir.path, BACKUP)),
                 HistoryFile(history_path),
@@ -576,7 +603,8 @@ def has_trained(output_dir):
         False
     """
     return any(
-        last_checkpoint(os.path.join(output_dir, *step, CHECKPOINTS)) or os.path.exists(os.path.join(output_dir, *step, MODEL_FILE))
+        last_checkpoint(os.path.join(output_dir, *step, CHECKPOINTS))
+        or os.path.exists(os.path.join(output_dir, *step, MODEL_FILE))
         for step in ((), (TEACHER,), (HEAD,))
     )
 
@@ -634,7 +662,8 @@ def run(config):
     # (With restart the chief has just deleted the old run; the others may not see that yet.)
     finished = {
         "run": not config.restart and is_complete(output_dir, config.epochs),
-        "teacher": not config.restart and is_complete(os.path.join(output_dir, TEACHER), config.teacher_training_epochs),
+        "teacher": not config.restart
+        and is_complete(os.path.join(output_dir, TEACHER), config.teacher_training_epochs),
     }
     if finished["run"]:
         print(f"{output_dir} already holds a finished run ({config.epochs} epochs); nothing to do")
@@ -703,8 +732,14 @@ def _train(config, spec, strategy, run_dir, teacher_finished):
 
     def training_data(teacher=None):
         return data.make_dataset(
-            config.dataset, spec.train_split, config.batch_size, augment=config.augment, seed=config.seed,
-            limit=config.train_limit, teacher=teacher, **sources,
+            config.dataset,
+            spec.train_split,
+            config.batch_size,
+            augment=config.augment,
+            seed=config.seed,
+            limit=config.train_limit,
+            teacher=teacher,
+            **sources,
         )
 
     train = training_data()
@@ -788,12 +823,17 @@ def _with_batch_that_fits(config, spec):
     """`config`, with the batch shrunk to the training set when the set is smaller (said in one line)."""
     size = spec.train_size
     if data.is_folder(config.dataset):
-        size = len(data.scan_image_folder(config.dataset[len(data.FOLDER_PREFIX) :], config.validation_split).files["train"])
+        size = len(
+            data.scan_image_folder(config.dataset[len(data.FOLDER_PREFIX) :], config.validation_split).files["train"]
+        )
     if size is not None and config.validation_images:
         size -= config.validation_images
     if size is not None and config.train_limit:
         size = min(size, config.train_limit)
     if size is None or size >= config.batch_size:
         return config
-    print(f"the training set has {size} images, fewer than --batch-size {config.batch_size}: each step trains on all {size}")
+    print(
+        f"the training set has {size} images, fewer than --batch-size {config.batch_size}: "
+        f"each step trains on all {size}"
+    )
     return dataclasses.replace(config, batch_size=size)

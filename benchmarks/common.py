@@ -92,7 +92,10 @@ def fresh_run_dir(relative_path, keep=False):
     unless `keep` (a benchmark must time a fresh run; the training CLI would resume)."""
     path = os.path.abspath(os.path.join(REPO, relative_path))
     if os.path.commonpath([path, RUNS_DIR]) != RUNS_DIR or path == RUNS_DIR:
-        sys.exit(f"error: --output-dir must be a directory inside runs/ (the benchmark deletes it first), got {relative_path}")
+        sys.exit(
+            "error: --output-dir must be a directory inside runs/ (the benchmark deletes it first), "
+            f"got {relative_path}"
+        )
     if not keep:
         shutil.rmtree(path, ignore_errors=True)
     return path

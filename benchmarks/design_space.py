@@ -52,7 +52,9 @@ def summarize(name, records):
 
 
 def print_table(rows):
-    header = f"{'row':44s} {'test top-1 (min-max)':>22s} {'size':>9s} {'binary MACs':>12s} {'latency':>9s} {'vs twin':>8s}"
+    header = (
+        f"{'row':44s} {'test top-1 (min-max)':>22s} {'size':>9s} {'binary MACs':>12s} {'latency':>9s} {'vs twin':>8s}"
+    )
     print("\n" + header)
     print("-" * len(header))
     for row in rows.values():
@@ -81,15 +83,21 @@ def plot(rows, path):
             axes.scatter(x, y, s=40 + 800 * row["size_bytes"] / largest, color=color, alpha=0.6)
             left = x > 0.8 * slowest  # labels of the slowest points go to their left, inside the plot
             axes.annotate(
-                row["label"], (x, y), textcoords="offset points", xytext=(-8 if left else 8, 6),
-                ha="right" if left else "left", fontsize=7,
+                row["label"],
+                (x, y),
+                textcoords="offset points",
+                xytext=(-8 if left else 8, 6),
+                ha="right" if left else "left",
+                fontsize=7,
             )
         axes.margins(x=0.15, y=0.15)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS), help="rows to run (the twin always runs)")
+    parser.add_argument(
+        "--rows", nargs="+", choices=list(ROWS), default=list(ROWS), help="rows to run (the twin always runs)"
+    )
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--smoke", action="store_true", help="every row for a few steps on 256 images")
     parser.add_argument("--latency-runs", type=int, default=50, help="timed runs per row and round")
@@ -116,7 +124,10 @@ def main():
     for name in names:
         with open(os.path.join(output_dir, name, f"seed{first_seed}", "model.tflite"), "rb") as stream:
             flatbuffers[name] = stream.read()
-    print(f"\ntiming {len(rows)} models at 28x28, {args.rounds} interleaved rounds of {args.latency_runs} runs", flush=True)
+    print(
+        f"\ntiming {len(rows)} models at 28x28, {args.rounds} interleaved rounds of {args.latency_runs} runs",
+        flush=True,
+    )
     latencies = interleaved_latencies(flatbuffers, LATENCY_SETTINGS, args.latency_runs, args.rounds)
     for name, row in rows.items():
         row["latency"] = latencies[name]
@@ -130,8 +141,10 @@ def main():
         "selected_on": "validation",
         "smoke": args.smoke,
         "benchmark_command": shlex.join(["python", "benchmarks/design_space.py", *sys.argv[1:]]),
-        "recipe": {**recipes.FAST, "teacher": "the float twin of the same seed (its weights where the layers match, "
-                   "and distillation)"},
+        "recipe": {
+            **recipes.FAST,
+            "teacher": "the float twin of the same seed (its weights where the layers match, and distillation)",
+        },
         "seeds": args.seeds,
         "latency_settings": LATENCY_SETTINGS,
         "latency_files": f"seed {first_seed}",

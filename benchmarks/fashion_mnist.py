@@ -39,9 +39,19 @@ def export_and_verify(output_dir, samples):
     """Exports the trained model with the exporter CLI, with parity on `samples` test images."""
     report_path = os.path.join(output_dir, "report.json")
     command = [
-        sys.executable, os.path.join(REPO, "export", "to_tflite.py"), os.path.join(output_dir, "model.keras"),
-        "-o", os.path.join(output_dir, "model.tflite"), "--verify", "fashion_mnist",
-        "--samples", str(samples), "--parity-threshold", str(BENCHMARK_PARITY_THRESHOLD), "--report", report_path,
+        sys.executable,
+        os.path.join(REPO, "export", "to_tflite.py"),
+        os.path.join(output_dir, "model.keras"),
+        "-o",
+        os.path.join(output_dir, "model.tflite"),
+        "--verify",
+        "fashion_mnist",
+        "--samples",
+        str(samples),
+        "--parity-threshold",
+        str(BENCHMARK_PARITY_THRESHOLD),
+        "--report",
+        report_path,
         "--overwrite",
     ]
     # Below the threshold the exporter refuses the file but still writes its report.
@@ -65,12 +75,17 @@ def parse_args():
     parser.add_argument("--recipe", choices=sorted(recipes.RECIPES), default="fast")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--set", metavar="SETTING=VALUE", nargs="+", default=[],
+        "--set",
+        metavar="SETTING=VALUE",
+        nargs="+",
+        default=[],
         help="override settings of the recipe, named as TrainConfig fields (phase2_epochs=14)",
     )
     parser.add_argument("--train-limit", type=int, help="train on the first N images only (smoke runs)")
     parser.add_argument("--test-limit", type=int, help="evaluate on the first N test images only (smoke runs)")
-    parser.add_argument("--verify-samples", type=int, default=TEST_IMAGES, help="test images of the Keras/LCE parity check")
+    parser.add_argument(
+        "--verify-samples", type=int, default=TEST_IMAGES, help="test images of the Keras/LCE parity check"
+    )
     parser.add_argument("--output-dir", help="relative to the repo (default: runs/bench_fashion_mnist_RECIPE_sSEED)")
     parser.add_argument("--json", help="default: benchmarks/results/fashion_mnist_RECIPE_sSEED.json")
     parser.add_argument("--png", help="validation top-1 per epoch (default: the --json path with .png)")
@@ -99,7 +114,9 @@ def main():
     args = parse_args()
     name = f"{args.recipe}_s{args.seed}"
     output_dir = fresh_run_dir(args.output_dir or os.path.join("runs", f"bench_fashion_mnist_{name}"))
-    limits = {key: value for key, value in (("train_limit", args.train_limit), ("test_limit", args.test_limit)) if value}
+    limits = {
+        key: value for key, value in (("train_limit", args.train_limit), ("test_limit", args.test_limit)) if value
+    }
     config = recipes.config(args.recipe, os.path.relpath(output_dir, REPO), args.seed, **_overrides(args.set), **limits)
     target_top1, max_gap = TARGETS[args.recipe]
 
@@ -127,7 +144,11 @@ def main():
         "recipe": args.recipe,
         "benchmark_command": shlex.join(["python", "benchmarks/fashion_mnist.py", *sys.argv[1:]]),
         "command": training_command,
-        "epochs": {"float_twin": config.teacher_training_epochs, "phase1": config.phase1_epochs, "phase2": config.phase2_epochs},
+        "epochs": {
+            "float_twin": config.teacher_training_epochs,
+            "phase1": config.phase1_epochs,
+            "phase2": config.phase2_epochs,
+        },
         "validation_top1": validation,
         "test_top1": test,
         "gap_to_float_twin": test["float_twin"] - test["binary_final"],
@@ -153,10 +174,18 @@ def main():
 
 def print_table(results, config):
     validation, test, exported = results["validation_top1"], results["test_top1"], results["exported"]
-    print(f"\nFashion-MNIST top-1, recipe {results['recipe']}, {results['wall_minutes']:.1f} min in total (training, export, parity)")
+    print(
+        f"\nFashion-MNIST top-1, recipe {results['recipe']}, {results['wall_minutes']:.1f} min in total "
+        "(training, export, parity)"
+    )
     print(f"{'model':36s} {'epochs':>6s} {'validation':>10s} {'test':>7s}")
     rows = (
-        ("float twin (same architecture)", config.teacher_training_epochs, validation["float_twin"], test["float_twin"]),
+        (
+            "float twin (same architecture)",
+            config.teacher_training_epochs,
+            validation["float_twin"],
+            test["float_twin"],
+        ),
         ("after phase 1", config.phase1_epochs, validation["binary_after_phase1"], None),
         ("fully binary (final)", config.epochs, validation["binary_final"], test["binary_final"]),
         ("exported .tflite on LCE", "", None, exported["tflite_top1"]),

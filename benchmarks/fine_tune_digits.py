@@ -35,8 +35,26 @@ SEEDS = (0, 1)
 # (500 images are 16 steps an epoch at batch 32).
 EPOCHS = 30
 FINE_TUNE_RECIPES = {
-    "head_then_phase2": ["--weights", "fashion_mnist", "--head-epochs", "4", "--phase1-epochs", "0", "--phase2-epochs", "26"],
-    "head_then_both": ["--weights", "fashion_mnist", "--head-epochs", "4", "--phase1-epochs", "8", "--phase2-epochs", "18"],
+    "head_then_phase2": [
+        "--weights",
+        "fashion_mnist",
+        "--head-epochs",
+        "4",
+        "--phase1-epochs",
+        "0",
+        "--phase2-epochs",
+        "26",
+    ],
+    "head_then_both": [
+        "--weights",
+        "fashion_mnist",
+        "--head-epochs",
+        "4",
+        "--phase1-epochs",
+        "8",
+        "--phase2-epochs",
+        "18",
+    ],
     "phase2_only": ["--weights", "fashion_mnist", "--phase1-epochs", "0", "--phase2-epochs", "30"],
     "both_phases": ["--weights", "fashion_mnist", "--phase1-epochs", "10", "--phase2-epochs", "20"],
 }
@@ -45,7 +63,16 @@ SCRATCH_RECIPES = {
     "scratch_15_15": ["--phase1-epochs", "15", "--phase2-epochs", "15"],
 }
 # The shipped model's architecture, which the scratch runs share (fine-tuning takes it from the weights).
-ARCHITECTURE = ["--width-multiplier", "0.25", "--channel-multiple", "8", "--stem-strides", "1", "--stem-kernel-size", "3"]
+ARCHITECTURE = [
+    "--width-multiplier",
+    "0.25",
+    "--channel-multiple",
+    "8",
+    "--stem-strides",
+    "1",
+    "--stem-kernel-size",
+    "3",
+]
 
 
 def digit_images():
@@ -83,9 +110,20 @@ def write_folders(root):
 def train(folder, flags, seed, output_dir, args):
     """One training run; returns `(command, final top-1 on the folder's test split, minutes)`."""
     arguments = [
-        "--dataset", "folder:" + os.path.relpath(folder, REPO), *flags, "--batch-size", str(args.batch_size),
-        "--learning-rate", str(args.learning_rate), "--seed", str(seed), "--no-augment", "--verbose", "2",
-        "--output-dir", os.path.relpath(output_dir, REPO),
+        "--dataset",
+        "folder:" + os.path.relpath(folder, REPO),
+        *flags,
+        "--batch-size",
+        str(args.batch_size),
+        "--learning-rate",
+        str(args.learning_rate),
+        "--seed",
+        str(seed),
+        "--no-augment",
+        "--verbose",
+        "2",
+        "--output-dir",
+        os.path.relpath(output_dir, REPO),
         *(["--train-limit", str(args.train_limit)] if args.train_limit else []),
     ]
     if "--weights" not in flags:
@@ -118,7 +156,9 @@ def main():
     folders = write_folders(os.path.join(output_dir, "data"))
     validation = {}
     for name, flags in recipes.items():
-        command, top1, minutes = train(folders["select"], flags, SEEDS[0], os.path.join(output_dir, "select", name), args)
+        command, top1, minutes = train(
+            folders["select"], flags, SEEDS[0], os.path.join(output_dir, "select", name), args
+        )
         validation[name] = {"command": command, "validation_top1": top1, "minutes": round(minutes, 1)}
     chosen = {
         side: max(names, key=lambda name: validation[name]["validation_top1"])
@@ -126,7 +166,10 @@ def main():
     }
     final = {}
     for side, name in chosen.items():
-        runs = [train(folders["heldout"], recipes[name], seed, os.path.join(output_dir, f"{side}_seed{seed}"), args) for seed in SEEDS]
+        runs = [
+            train(folders["heldout"], recipes[name], seed, os.path.join(output_dir, f"{side}_seed{seed}"), args)
+            for seed in SEEDS
+        ]
         top1 = [run[1] for run in runs]
         final[side] = {
             "recipe": name,

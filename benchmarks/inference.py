@@ -98,7 +98,9 @@ def ratios(results):
         found["latency_vs_QuickNet"] = latency[REFERENCE] / latency["QuickNet"]
     if "float_ResNet18" in results:
         found["latency_vs_float_ResNet18"] = latency[REFERENCE] / latency["float_ResNet18"]
-        found["size_ratio_float_ResNet18_over_BCNN18"] = results["float_ResNet18"]["size_bytes"] / reference["size_bytes"]
+        found["size_ratio_float_ResNet18_over_BCNN18"] = (
+            results["float_ResNet18"]["size_bytes"] / reference["size_bytes"]
+        )
     if SMALL in results and "QuickNetSmall" in results:
         found["small_latency_vs_QuickNetSmall"] = latency[SMALL] / latency["QuickNetSmall"]
     if SMALL in results:
@@ -129,20 +131,30 @@ def add_profiles(results, flatbuffers, args):
 
 
 def print_table(results, peak, vpopcntdq):
-    header = f"{'model':16s} {'size':>10s} {'binary MACs':>12s} {'float MACs':>11s} {'binary':>7s} {'latency ms':>11s} {'p10-p90':>13s} {'bconv GOPS':>11s}"
+    header = (
+        f"{'model':16s} {'size':>10s} {'binary MACs':>12s} {'float MACs':>11s} {'binary':>7s} "
+        f"{'latency ms':>11s} {'p10-p90':>13s} {'bconv GOPS':>11s}"
+    )
     print(header)
     print("-" * len(header))
     for name, r in results.items():
         latency = r["latency"]
         gops = f"{r['bconv_binary_gops']:.0f}" if r.get("bconv_binary_gops") else "-"
         print(
-            f"{name:16s} {r['size_bytes'] / 1e6:8.2f}MB {r['binary_macs'] / 1e9:10.2f} G {r['float_macs'] / 1e9:9.2f} G "
+            f"{name:16s} {r['size_bytes'] / 1e6:8.2f}MB "
+            f"{r['binary_macs'] / 1e9:10.2f} G {r['float_macs'] / 1e9:9.2f} G "
             f"{r['binary_mac_fraction']:7.1%} {latency['median_ms']:11.1f} "
             f"{latency['p10_ms']:6.1f}-{latency['p90_ms']:<6.1f} {gops:>11s}"
         )
-    extras = [column for column in ("latency_default_kernel", "latency_2_threads") if column in next(iter(results.values()))]
+    extras = [
+        column for column in ("latency_default_kernel", "latency_2_threads") if column in next(iter(results.values()))
+    ]
     if extras:
-        print(f"\n{'model':16s} " + " ".join(f"{column.replace('latency_', ''):>16s}" for column in extras) + "  (median ms)")
+        print(
+            f"\n{'model':16s} "
+            + " ".join(f"{column.replace('latency_', ''):>16s}" for column in extras)
+            + "  (median ms)"
+        )
         for name, r in results.items():
             print(f"{name:16s} " + " ".join(f"{r[column]['median_ms']:16.1f}" for column in extras))
     print(
@@ -168,7 +180,9 @@ def plot(results, path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS), help="models to measure")
-    parser.add_argument("--runs", type=int, default=20, help="timed runs per model and round, after 3 warm-up runs (>= 10)")
+    parser.add_argument(
+        "--runs", type=int, default=20, help="timed runs per model and round, after 3 warm-up runs (>= 10)"
+    )
     parser.add_argument("--rounds", type=int, default=5, help="rounds over all models (interleaved timing)")
     parser.add_argument("--extras", action="store_true", help="also time the default kernel and 2 threads")
     parser.add_argument("--profile", action="store_true", help="also time every op alone: ms by op category and layer")
@@ -212,7 +226,9 @@ def main():
         report["targets"] = ratios(results)
         print()
         for key, check in report["targets"].items():
-            print(f"{key:42s} {check['value']:10.3f}  target {check['target']:<10g} {'met' if check['met'] else 'MISSED'}")
+            print(
+                f"{key:42s} {check['value']:10.3f}  target {check['target']:<10g} {'met' if check['met'] else 'MISSED'}"
+            )
     write_json(report, args.json)
     plot(results, args.png)
     print("wrote", args.png)

@@ -41,8 +41,23 @@ CATEGORIES = (INPUT_PATH, BINARY_CONV, QUANTIZE, ELEMENTWISE, POOLING, CHANNELS,
 OPS_OF_CATEGORY = {
     QUANTIZE: {"LceQuantize", "LceDequantize"},
     ELEMENTWISE: {
-        "ADD", "SUB", "MUL", "DIV", "PRELU", "RELU", "RELU6", "RELU_N1_TO_1", "LEAKY_RELU", "MAXIMUM",
-        "MINIMUM", "TANH", "LOGISTIC", "HARD_SWISH", "ABS", "NEG", "SQUARED_DIFFERENCE",
+        "ADD",
+        "SUB",
+        "MUL",
+        "DIV",
+        "PRELU",
+        "RELU",
+        "RELU6",
+        "RELU_N1_TO_1",
+        "LEAKY_RELU",
+        "MAXIMUM",
+        "MINIMUM",
+        "TANH",
+        "LOGISTIC",
+        "HARD_SWISH",
+        "ABS",
+        "NEG",
+        "SQUARED_DIFFERENCE",
     },
     POOLING: {"AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D", "MEAN"},
     CHANNELS: {"TILE", "STRIDED_SLICE", "SLICE", "CONCATENATION", "PAD", "PADV2", "GATHER", "SPLIT", "SPLIT_V"},
@@ -78,16 +93,18 @@ def _profile(name, model_t, medians):
         operator = graph.operators[index]
         output = graph.tensors[operator.outputs[0]]
         copies_ms = medians[name, index, "copies"]
-        ops.append({
-            "index": index,
-            "op": export.op_name(model_t, operator),
-            "category": category,
-            "row": row,
-            "layers": _layer_names(output.name.decode(errors="replace")),
-            "output_shape": [int(d) for d in output.shape],
-            "ms": medians[name, index, "op"] - copies_ms,  # the copies in and out of Python are no op's time
-            "copies_ms": copies_ms,
-        })
+        ops.append(
+            {
+                "index": index,
+                "op": export.op_name(model_t, operator),
+                "category": category,
+                "row": row,
+                "layers": _layer_names(output.name.decode(errors="replace")),
+                "output_shape": [int(d) for d in output.shape],
+                "ms": medians[name, index, "op"] - copies_ms,  # the copies in and out of Python are no op's time
+                "copies_ms": copies_ms,
+            }
+        )
     parts_ms, whole_ms = sum(op["ms"] for op in ops), medians[name, "whole"]
     return {
         "ops": ops,

@@ -52,7 +52,8 @@ DESIGN_ROWS = {
     "float_input": ("float input layer only", dict(input_layer="float")),
     "float_classifier": ("float classifier only", dict(classifier="float")),
     "float_shortcuts": (
-        "float input, shortcuts, classifier", dict(input_layer="float", shortcut="float_conv", classifier="float")
+        "float input, shortcuts, classifier",
+        dict(input_layer="float", shortcut="float_conv", classifier="float"),
     ),
     "binary_x8": ("fully binary (widths x8, the headline's)", dict()),
 }
@@ -64,8 +65,13 @@ def design_row_config(name, seed, output_dir=DESIGN_DIR, smoke=False):
     trains its 8 epochs in one phase, the other rows learn from the same seed's twin."""
     settings = dict(FAST, **DESIGN_ROWS[name][1])
     if name == TWIN:
-        settings.update(teacher=None, init_from_teacher=False, teacher_epochs=None,
-                        phase1_epochs=settings["teacher_epochs"], phase2_epochs=0)
+        settings.update(
+            teacher=None,
+            init_from_teacher=False,
+            teacher_epochs=None,
+            phase1_epochs=settings["teacher_epochs"],
+            phase2_epochs=0,
+        )
     else:
         settings.update(teacher=os.path.join(REPO, output_dir, TWIN, f"seed{seed}", MODEL_FILE))
     if smoke:
@@ -104,7 +110,10 @@ def trained_row(config, label):
     command, minutes = run_training(config.to_argv(), label=f"\n[{label}]")
     history = load_history(os.path.join(row_dir, "history.json"))
     report = export.export(
-        os.path.join(row_dir, MODEL_FILE), os.path.join(row_dir, "model.tflite"), allow_float=True, latency_runs=0,
+        os.path.join(row_dir, MODEL_FILE),
+        os.path.join(row_dir, "model.tflite"),
+        allow_float=True,
+        latency_runs=0,
         overwrite=True,
     )
     record = {
@@ -113,7 +122,9 @@ def trained_row(config, label):
         "trained_on": machine(),
         "test_top1": read_test_result(row_dir)["top1"],
         "validation_top1": history[-1]["val_accuracy"],
-        "validation_top1_after_phase1": history[config.phase1_epochs - 1]["val_accuracy"] if config.phase2_epochs else None,
+        "validation_top1_after_phase1": history[config.phase1_epochs - 1]["val_accuracy"]
+        if config.phase2_epochs
+        else None,
         "size_bytes": report.size_bytes,
         "binary_mac_fraction": report.binary_mac_fraction,
         "macs": report.macs,
@@ -128,10 +139,14 @@ def trained_row(config, label):
 # with its own widths and input block.
 PRESET_ROWS = {
     "BCNN18_s2": ("BCNN18 width 0.25, 3x3 stride-2 input block", dict(stem_strides=2)),
-    "BCNN8": ("BCNN8 (stride-2 input block, 6 blocks)", dict(model="BCNN8", width_multiplier=None, stem_strides=None,
-                                                             stem_kernel_size=None)),
-    "BCNN6": ("BCNN6 (stride-2 input block, 4 blocks)", dict(model="BCNN6", width_multiplier=None, stem_strides=None,
-                                                             stem_kernel_size=None)),
+    "BCNN8": (
+        "BCNN8 (stride-2 input block, 6 blocks)",
+        dict(model="BCNN8", width_multiplier=None, stem_strides=None, stem_kernel_size=None),
+    ),
+    "BCNN6": (
+        "BCNN6 (stride-2 input block, 4 blocks)",
+        dict(model="BCNN6", width_multiplier=None, stem_strides=None, stem_kernel_size=None),
+    ),
 }
 PRESET_DIR = os.path.join("runs", "presets")
 

@@ -56,12 +56,19 @@ SEEDS = (0, 1)
 # Binary rows: id -> (label, the config of a seed); the functions take the seed and the folders
 # of the design space and of the presets.
 BINARY_ROWS = {
-    "binary_x8": ("BCNN18 w0.25 (fast recipe)", lambda seed, dirs: recipes.design_row_config("binary_x8", seed, dirs[0], dirs[2])),
+    "binary_x8": (
+        "BCNN18 w0.25 (fast recipe)",
+        lambda seed, dirs: recipes.design_row_config("binary_x8", seed, dirs[0], dirs[2]),
+    ),
     "larq_zoo_style": (
-        "larq-zoo style BCNN18 w0.25", lambda seed, dirs: recipes.design_row_config("larq_zoo_style", seed, dirs[0], dirs[2])
+        "larq-zoo style BCNN18 w0.25",
+        lambda seed, dirs: recipes.design_row_config("larq_zoo_style", seed, dirs[0], dirs[2]),
     ),
     **{
-        name: (recipes.PRESET_ROWS[name][0], lambda seed, dirs, name=name: recipes.preset_row_config(name, seed, dirs[1], dirs[2]))
+        name: (
+            recipes.PRESET_ROWS[name][0],
+            lambda seed, dirs, name=name: recipes.preset_row_config(name, seed, dirs[1], dirs[2]),
+        )
         for name in ("BCNN8", "BCNN18_s2", "BCNN6")
     },
 }
@@ -73,10 +80,19 @@ REFERENCE = "shipped BCNN18 w0.25 (weights='fashion_mnist')"
 PRESET_TARGET = {"mean_top1": 0.92, "min_top1": 0.918, "size_bytes": 150_000, "latency_vs_reference": 0.36}
 # Quoted, not measured here: ImageNet top-1 and 1-thread ARM latency where published.
 QUOTED_224 = {
-    "QuickNetSmall": {"imagenet_top1": 0.594, "arm_ms": "27.7 ms Raspberry Pi 4B, 16.8 ms Pixel 1 (quoted, LCE README)"},
+    "QuickNetSmall": {
+        "imagenet_top1": 0.594,
+        "arm_ms": "27.7 ms Raspberry Pi 4B, 16.8 ms Pixel 1 (quoted, LCE README)",
+    },
     "QuickNet": {"imagenet_top1": 0.633, "arm_ms": "45.0 ms Raspberry Pi 4B, 25.5 ms Pixel 1 (quoted, LCE README)"},
-    "BCNN18": {"imagenet_top1": None, "arm_ms": "about 43 ms Raspberry Pi 4B, 24 ms Pixel 1 (estimated, docs/deploy.md)"},
-    "BCNN18Small": {"imagenet_top1": None, "arm_ms": "about 13 ms Raspberry Pi 4B, 8 ms Pixel 1 (estimated, docs/deploy.md)"},
+    "BCNN18": {
+        "imagenet_top1": None,
+        "arm_ms": "about 43 ms Raspberry Pi 4B, 24 ms Pixel 1 (estimated, docs/deploy.md)",
+    },
+    "BCNN18Small": {
+        "imagenet_top1": None,
+        "arm_ms": "about 13 ms Raspberry Pi 4B, 8 ms Pixel 1 (estimated, docs/deploy.md)",
+    },
 }
 
 
@@ -104,8 +120,11 @@ def _train_float(name, augment, rate, folder, smoke):
     epochs = 1 if smoke else EPOCHS
     model = zoo.SMALL_CNNS[name][0]()
     schedule = tf.keras.optimizers.schedules.CosineDecay(rate, epochs * int(train.cardinality()))
-    model.compile(tf.keras.optimizers.Adam(schedule), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    model.compile(
+        tf.keras.optimizers.Adam(schedule),
+        tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     print(f"[int8 {name}] augment {augment}, learning rate {rate}", flush=True)
     history = model.fit(train, validation_data=validation, epochs=epochs, verbose=2)
     os.makedirs(folder, exist_ok=True)
@@ -139,11 +158,15 @@ def int8_rows(name, output_dir, smoke):
         return read_json(done)
     trials = {}
     for augment in ("none", "standard"):
-        trials[(augment, MIDDLE_RATE)] = _train_float(name, augment, MIDDLE_RATE, os.path.join(folder, f"{augment}_{MIDDLE_RATE}"), smoke)
+        trials[(augment, MIDDLE_RATE)] = _train_float(
+            name, augment, MIDDLE_RATE, os.path.join(folder, f"{augment}_{MIDDLE_RATE}"), smoke
+        )
     augment = max(("none", "standard"), key=lambda choice: trials[(choice, MIDDLE_RATE)])
     for rate in LEARNING_RATES:
         if (augment, rate) not in trials:
-            trials[(augment, rate)] = _train_float(name, augment, rate, os.path.join(folder, f"{augment}_{rate}"), smoke)
+            trials[(augment, rate)] = _train_float(
+                name, augment, rate, os.path.join(folder, f"{augment}_{rate}"), smoke
+            )
     rate = max((r for a, r in trials if a == augment), key=lambda r: trials[(augment, r)])
     chosen = tf.keras.models.load_model(os.path.join(folder, f"{augment}_{rate}", "model.keras"), compile=False)
     train, validation, _ = _datasets(augment, smoke)
@@ -168,8 +191,13 @@ def int8_rows(name, output_dir, smoke):
             stream.write(flatbuffer)
         top1, images = _test_int8(flatbuffer, smoke)
         rows[f"{zoo.SMALL_CNNS[name][1]}, int8 {kind}"] = {
-            **common, "kind": f"int8 {kind}", "test_top1": {"0": top1}, "test_images": images,
-            "size_bytes": len(flatbuffer), "binary_mac_fraction": 0.0, "tflite": os.path.relpath(path, REPO),
+            **common,
+            "kind": f"int8 {kind}",
+            "test_top1": {"0": top1},
+            "test_images": images,
+            "size_bytes": len(flatbuffer),
+            "binary_mac_fraction": 0.0,
+            "tflite": os.path.relpath(path, REPO),
         }
     write_file(done, rows)
     return rows
@@ -186,8 +214,11 @@ def _quantization_aware(model, rate, augment, smoke):
 
     train, validation, _ = _datasets(augment, smoke)
     quantized = tfmot.quantization.keras.quantize_model(model)
-    quantized.compile(tf.keras.optimizers.Adam(rate / 10), tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
+    quantized.compile(
+        tf.keras.optimizers.Adam(rate / 10),
+        tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     quantized.fit(train, validation_data=validation, epochs=1 if smoke else QAT_EPOCHS, verbose=2)
     converter = tf.lite.TFLiteConverter.from_keras_model(quantized)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -204,7 +235,9 @@ def binary_rows(names, seeds, output_dir, smoke):
         dirs = (recipes.DESIGN_DIR, recipes.PRESET_DIR, False)
     if set(names) & set(recipes.DESIGN_ROWS):  # the design-space rows learn from their seed's float twin
         for seed in seeds:
-            recipes.trained_row(recipes.design_row_config(recipes.TWIN, seed, dirs[0], dirs[2]), f"float twin seed {seed}")
+            recipes.trained_row(
+                recipes.design_row_config(recipes.TWIN, seed, dirs[0], dirs[2]), f"float twin seed {seed}"
+            )
     rows = {}
     for label, config_of in (BINARY_ROWS[name] for name in names):
         records = {seed: recipes.trained_row(config_of(seed, dirs), f"{label} seed {seed}") for seed in seeds}
@@ -254,7 +287,8 @@ def models_224():
         "QuickNetSmall": ("partially binary", lambda: zoo.larq_zoo("QuickNetSmall", shape, classes)),
         "MobileNetV2 int8": ("int8", lambda: tf.keras.applications.MobileNetV2(input_shape=shape, weights=None)),
         "MobileNetV3Small int8": (
-            "int8", lambda: tf.keras.applications.MobileNetV3Small(input_shape=shape, weights=None)
+            "int8",
+            lambda: tf.keras.applications.MobileNetV3Small(input_shape=shape, weights=None),
         ),
         "ResNet-18 int8": ("int8", lambda: zoo.float_resnet18(shape, classes)),
     }
@@ -285,7 +319,9 @@ def convert_224(output_dir, smoke):
             files[name] = stream.read()
         census = export.census(files[name])
         facts[name] = {
-            "kind": kind, "size_bytes": len(files[name]), "binary_mac_fraction": census["binary_mac_fraction"],
+            "kind": kind,
+            "size_bytes": len(files[name]),
+            "binary_mac_fraction": census["binary_mac_fraction"],
             "imagenet_top1": QUOTED_224.get(name, {}).get("imagenet_top1"),
             "arm_latency": QUOTED_224.get(name, {}).get("arm_ms", "n/a"),
         }
@@ -336,11 +372,20 @@ def pareto(rows, key):
 def plot(rows, path):
     import matplotlib.ticker
 
-    colors = {"int8 PTQ": "tab:blue", "int8 QAT": "tab:cyan", "partially binary": "tab:orange", "fully binary": "tab:red"}
+    colors = {
+        "int8 PTQ": "tab:blue",
+        "int8 QAT": "tab:cyan",
+        "partially binary": "tab:orange",
+        "fully binary": "tab:red",
+    }
     panels = (("size_bytes", "file size, kB (log)", 1e-3), ("latency_ms", "x86 latency, ms (log; 1 thread)", 1))
     with png_plot(
-        path, "Fashion-MNIST 28x28: test top-1 (mean of the seeds, whiskers min-max) and the Pareto fronts",
-        [label for _, label, _ in panels], ["test top-1, %"] * 2, size=(12, 4.8), panels=2,
+        path,
+        "Fashion-MNIST 28x28: test top-1 (mean of the seeds, whiskers min-max) and the Pareto fronts",
+        [label for _, label, _ in panels],
+        ["test top-1, %"] * 2,
+        size=(12, 4.8),
+        panels=2,
     ) as axes:
         for panel, (key, _, scale) in zip(axes, panels):
             for kind, color in colors.items():
@@ -349,13 +394,21 @@ def plot(rows, path):
                     continue
                 names = list(members)
                 y = [100 * rows[n]["test_top1_mean"] for n in names]
-                error = [[100 * rows[n]["test_top1_mean"] - 100 * rows[n]["test_top1_min"] for n in names],
-                         [100 * rows[n]["test_top1_max"] - 100 * rows[n]["test_top1_mean"] for n in names]]
-                panel.errorbar([rows[n][key] * scale for n in names], y, yerr=error, fmt="o", color=color, label=kind,
-                               capsize=2)
+                error = [
+                    [100 * rows[n]["test_top1_mean"] - 100 * rows[n]["test_top1_min"] for n in names],
+                    [100 * rows[n]["test_top1_max"] - 100 * rows[n]["test_top1_mean"] for n in names],
+                ]
+                panel.errorbar(
+                    [rows[n][key] * scale for n in names], y, yerr=error, fmt="o", color=color, label=kind, capsize=2
+                )
                 front = pareto(members, key)
-                panel.step([rows[n][key] * scale for n in front], [100 * rows[n]["test_top1_mean"] for n in front],
-                           where="post", color=color, alpha=0.4)
+                panel.step(
+                    [rows[n][key] * scale for n in front],
+                    [100 * rows[n]["test_top1_mean"] for n in front],
+                    where="post",
+                    color=color,
+                    alpha=0.4,
+                )
             panel.set_xscale("log")
             panel.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
             panel.legend(fontsize=7, loc="lower right")
@@ -365,12 +418,16 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="every row for a few steps on 256 images")
     parser.add_argument("--skip-224", action="store_true", help="no 224x224 comparison")
-    parser.add_argument("--output-dir", default=OUTPUT_DIR, help="the int8 rows and 224x224 files (relative to the repo)")
+    parser.add_argument(
+        "--output-dir", default=OUTPUT_DIR, help="the int8 rows and 224x224 files (relative to the repo)"
+    )
     parser.add_argument("--runs", type=int, default=50, help="timed runs per file and round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seeds", type=_seeds, default=SEEDS, help="seeds of the binary rows, e.g. 0,1")
     parser.add_argument(
-        "--binary-rows", type=_binary_rows, default=list(BINARY_ROWS),
+        "--binary-rows",
+        type=_binary_rows,
+        default=list(BINARY_ROWS),
         help=f"binary rows to train and time, comma-separated ({', '.join(BINARY_ROWS)}), or none",
     )
     parser.add_argument("--json", default=os.path.join(RESULTS_DIR, "rivals.json"))
@@ -439,12 +496,16 @@ def _binary_rows(text):
     names = [] if text == "none" else text.split(",")
     unknown = [name for name in names if name not in BINARY_ROWS]
     if unknown:
-        raise argparse.ArgumentTypeError(f"no binary row {', '.join(unknown)}; the rows: {', '.join(BINARY_ROWS)}, or none")
+        raise argparse.ArgumentTypeError(
+            f"no binary row {', '.join(unknown)}; the rows: {', '.join(BINARY_ROWS)}, or none"
+        )
     return names
 
 
 def print_tables(rows, at_224):
-    header = f"{'28x28 model':58s} {'test top-1 (min-max)':>22s} {'file':>10s} {'binary':>7s} {'x86 ms':>8s} {'vs ref':>7s}"
+    header = (
+        f"{'28x28 model':58s} {'test top-1 (min-max)':>22s} {'file':>10s} {'binary':>7s} {'x86 ms':>8s} {'vs ref':>7s}"
+    )
     print("\n" + header)
     print("-" * len(header))
     for name, row in sorted(rows.items(), key=lambda item: item[1]["size_bytes"]):
@@ -457,7 +518,9 @@ def print_tables(rows, at_224):
         print(f"\n{'224x224 model (random weights)':30s} {'file':>12s} {'x86 ms':>8s}  ImageNet top-1 (quoted)  ARM")
         for name, facts in at_224.items():
             top1 = f"{facts['imagenet_top1']:.1%}" if facts["imagenet_top1"] else "n/a"
-            print(f"{name:30s} {facts['size_bytes']:>12,} {facts['latency_ms']:8.2f}  {top1:>22s}  {facts['arm_latency']}")
+            print(
+                f"{name:30s} {facts['size_bytes']:>12,} {facts['latency_ms']:8.2f}  {top1:>22s}  {facts['arm_latency']}"
+            )
 
 
 if __name__ == "__main__":

@@ -39,7 +39,8 @@ def main():
     parser.add_argument(
         "--tflite-only",
         action="store_true",
-        help="only export the shipped weights again into model.tflite (and its record entry), as the exporter now makes it",
+        help="only export the shipped weights again into model.tflite (and its record entry), "
+        "as the exporter now makes it",
     )
     args = parser.parse_args()
     if not args.tflite_only and not (args.result_json and args.run_dir):
@@ -80,11 +81,15 @@ def ship(result_json, run_dir, into=None):
         report = _export(rebuilt, staged["model.tflite"], class_names)
         staged["record.json"] = os.path.join(scratch, "record.json")
         record = _record(result, shipped, staged["weights.npz"], images_compared=len(images))
-        write_json(staged["record.json"], {**record, "exported_tflite": _exported_entry(report, staged["model.tflite"])})
+        write_json(
+            staged["record.json"], {**record, "exported_tflite": _exported_entry(report, staged["model.tflite"])}
+        )
         for name, path in staged.items():
             os.replace(path, folder / name)
-    print(f"sha256={pretrained.file_sha256(folder / 'weights.npz')} top1={result['test_top1']['binary_final']:.4f}: "
-          "put both into bcnn_keras.pretrained.SHIPPED")
+    print(
+        f"sha256={pretrained.file_sha256(folder / 'weights.npz')} top1={result['test_top1']['binary_final']:.4f}: "
+        "put both into bcnn_keras.pretrained.SHIPPED"
+    )
 
 
 def reexport(into=None):
@@ -105,13 +110,21 @@ def reexport(into=None):
                 shutil.copy(shipped.path.parent / name, folder / name)
         os.replace(staged, folder / "model.tflite")
         os.replace(os.path.join(scratch, "record.json"), folder / "record.json")
-    print(f"exported {folder / 'model.tflite'}: {report.size_bytes:,} bytes, agreement {report.parity['top1_agreement']:.2%}")
+    print(
+        f"exported {folder / 'model.tflite'}: {report.size_bytes:,} bytes, "
+        f"agreement {report.parity['top1_agreement']:.2%}"
+    )
 
 
 def _export(model, path, class_names):
     """The shipped model's export, checked on every test image; its names ride in the file."""
     return export.export(
-        model, path, verify=DATASET, samples=TEST_IMAGES, parity_threshold=BENCHMARK_PARITY_THRESHOLD, class_names=class_names,
+        model,
+        path,
+        verify=DATASET,
+        samples=TEST_IMAGES,
+        parity_threshold=BENCHMARK_PARITY_THRESHOLD,
+        class_names=class_names,
         overwrite=True,
     )
 

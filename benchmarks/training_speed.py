@@ -80,8 +80,17 @@ def onednn_step_times(steps, rounds):
             with tempfile.TemporaryDirectory() as tmp:
                 path = os.path.join(tmp, "round.json")
                 command = [
-                    sys.executable, os.path.abspath(__file__), "--configurations", "fashion_mnist",
-                    "--steps", str(steps), "--rounds", "1", "--no-onednn-comparison", "--json", path,
+                    sys.executable,
+                    os.path.abspath(__file__),
+                    "--configurations",
+                    "fashion_mnist",
+                    "--steps",
+                    str(steps),
+                    "--rounds",
+                    "1",
+                    "--no-onednn-comparison",
+                    "--json",
+                    path,
                 ]
                 subprocess.run(
                     command, env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": flag}, check=True, stdout=subprocess.DEVNULL
@@ -101,7 +110,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10, help="training steps per timed round")
     parser.add_argument("--rounds", type=int, default=3, help="timed rounds per model (the median is kept)")
-    parser.add_argument("--configurations", nargs="+", choices=[c[0] for c in CONFIGURATIONS], default=[c[0] for c in CONFIGURATIONS])
+    parser.add_argument(
+        "--configurations", nargs="+", choices=[c[0] for c in CONFIGURATIONS], default=[c[0] for c in CONFIGURATIONS]
+    )
     parser.add_argument(
         "--no-onednn-comparison", dest="onednn_comparison", action="store_false", help="skip the oneDNN off/on rounds"
     )
@@ -112,7 +123,10 @@ def main():
     for name, input_shape, arguments, batch_size in CONFIGURATIONS:
         if name not in args.configurations:
             continue
-        print(f"timing {name}: input {input_shape}, batch {batch_size}, {args.steps} steps x {args.rounds} rounds ...", flush=True)
+        print(
+            f"timing {name}: input {input_shape}, batch {batch_size}, {args.steps} steps x {args.rounds} rounds ...",
+            flush=True,
+        )
         seconds = step_times(input_shape, arguments, batch_size, args.steps, args.rounds)
         float_seconds = seconds["float twin"]
         results[name] = {
@@ -145,12 +159,16 @@ def main():
         "target_met": met,
     }
     if args.onednn_comparison:
-        print(f"\ntiming fashion_mnist with oneDNN off and on: {args.rounds} rounds of one process each ...", flush=True)
+        print(
+            f"\ntiming fashion_mnist with oneDNN off and on: {args.rounds} rounds of one process each ...", flush=True
+        )
         seconds = onednn_step_times(args.steps, args.rounds)
         speedup = {variant: seconds["off"][variant] / seconds["on"][variant] for variant in VARIANTS}
         print(f"{'variant':16s} {'off s/step':>10s} {'on s/step':>10s} {'off / on':>9s}")
         for variant in VARIANTS:
-            print(f"{variant:16s} {seconds['off'][variant]:10.3f} {seconds['on'][variant]:10.3f} {speedup[variant]:9.2f}")
+            print(
+                f"{variant:16s} {seconds['off'][variant]:10.3f} {seconds['on'][variant]:10.3f} {speedup[variant]:9.2f}"
+            )
         report["onednn_fashion_mnist"] = {"seconds_per_step": seconds, "off_over_on": speedup}
     write_json(report, args.json)
 

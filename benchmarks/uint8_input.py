@@ -58,7 +58,9 @@ def main():
             f"{row['latency']['median_ms']:>7.3f}ms"
         )
     ratio = rows["uint8"]["latency"]["median_ms"] / rows["float32"]["latency"]["median_ms"]
-    print(f"uint8 / float32: {rows['uint8']['size_bytes'] - rows['float32']['size_bytes']:+,} bytes, latency {ratio:.3f}x")
+    print(
+        f"uint8 / float32: {rows['uint8']['size_bytes'] - rows['float32']['size_bytes']:+,} bytes, latency {ratio:.3f}x"
+    )
     write_json(
         {
             "benchmark_command": shlex.join(["python", "benchmarks/uint8_input.py", *sys.argv[1:]]),

@@ -16,8 +16,19 @@ REPO = pathlib.Path(__file__).parent.parent
 def test_inference_benchmark_measures_bcnn18_against_float_resnet18(tmp_path):
     output = tmp_path / "inference.json"
     command = [
-        sys.executable, "benchmarks/inference.py", "--models", "BCNN18", "float_ResNet18", "--runs", "10", "--rounds", "1",
-        "--json", str(output), "--png", str(tmp_path / "inference.png"),
+        sys.executable,
+        "benchmarks/inference.py",
+        "--models",
+        "BCNN18",
+        "float_ResNet18",
+        "--runs",
+        "10",
+        "--rounds",
+        "1",
+        "--json",
+        str(output),
+        "--png",
+        str(tmp_path / "inference.png"),
     ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -33,15 +44,31 @@ def test_inference_benchmark_measures_bcnn18_against_float_resnet18(tmp_path):
 @pytest.mark.slow
 def test_inference_profile_attributes_every_op_to_a_category(tmp_path):
     report, stdout = _run_benchmark(
-        "inference.py", tmp_path, "--models", "BCNN18", "--runs", "10", "--rounds", "1", "--profile",
-        "--png", str(tmp_path / "inference.png"),
+        "inference.py",
+        tmp_path,
+        "--models",
+        "BCNN18",
+        "--runs",
+        "10",
+        "--rounds",
+        "1",
+        "--profile",
+        "--png",
+        str(tmp_path / "inference.png"),
     )
     bcnn18 = report["models"]["BCNN18"]
     profile = bcnn18["profile"]
     assert report["profile_method"].startswith("Each op of the converted flatbuffer")
     assert len(profile["ops"]) == sum(bcnn18["ops"].values())
-    assert {"input path", "binary conv", "LceQuantize between layers", "element-wise float", "pooling",
-            "channel duplication", "classifier (global pool to softmax)"} <= set(profile["categories"])
+    assert {
+        "input path",
+        "binary conv",
+        "LceQuantize between layers",
+        "element-wise float",
+        "pooling",
+        "channel duplication",
+        "classifier (global pool to softmax)",
+    } <= set(profile["categories"])
     assert "bconv 3x3 s1 64->64" in profile["categories"]["binary conv"]["rows"]
     assert "bconv 3x3 s2 64->128" in profile["categories"]["binary conv"]["rows"]
     assert abs(sum(c["share"] for c in profile["categories"].values()) - 1) < 1e-6
@@ -65,11 +92,26 @@ def _run_benchmark(script, tmp_path, *arguments):
 def test_accuracy_benchmark_smoke_run_records_command_and_exported_model(tmp_path):
     runs = f"runs/test_{tmp_path.name}"
     report, stdout = _run_benchmark(
-        "fashion_mnist.py", tmp_path, "--set", "teacher_epochs=1", "phase1_epochs=1", "phase2_epochs=1",
-        "--train-limit", "512", "--test-limit", "256", "--verify-samples", "200", "--output-dir", runs,
+        "fashion_mnist.py",
+        tmp_path,
+        "--set",
+        "teacher_epochs=1",
+        "phase1_epochs=1",
+        "phase2_epochs=1",
+        "--train-limit",
+        "512",
+        "--test-limit",
+        "256",
+        "--verify-samples",
+        "200",
+        "--output-dir",
+        runs,
     )
     try:
-        assert report["command"].startswith("python -m bcnn_keras.train") and "--validation-images 5000" in report["command"]
+        assert (
+            report["command"].startswith("python -m bcnn_keras.train")
+            and "--validation-images 5000" in report["command"]
+        )
         assert report["selected_on"] == "validation" and report["recipe"] == "fast"
         assert report["exported"]["binary_mac_fraction"] == 1.0 and report["exported"]["samples"] == 200
         assert set(report["validation_top1"]) == {"float_twin", "binary_after_phase1", "binary_final"}
@@ -89,7 +131,14 @@ def test_design_space_smoke_run_tables_every_row_and_resumes(tmp_path):
     report, stdout = _run_benchmark("design_space.py", tmp_path, *arguments)
     try:
         rows = report["rows"]
-        assert list(rows) == ["float_twin", "larq_zoo_style", "float_input", "float_classifier", "float_shortcuts", "binary_x8"]
+        assert list(rows) == [
+            "float_twin",
+            "larq_zoo_style",
+            "float_input",
+            "float_classifier",
+            "float_shortcuts",
+            "binary_x8",
+        ]
         assert rows["float_twin"]["binary_mac_fraction"] == 0.0 and rows["float_twin"]["latency_vs_float_twin"] == 1.0
         assert rows["binary_x8"]["binary_mac_fraction"] == 1.0 and rows["binary_x8"]["float_layers"] == []
         assert set(rows["larq_zoo_style"]["float_layers"]) == {"stem_conv", "classifier_dense"}
@@ -117,7 +166,8 @@ def test_ship_pretrained_rebuilds_the_shipped_folder_from_a_run(tmp_path):
     (run_dir / "config.json").write_text(json.dumps(settings))
     shutil.copy(shipped.path.parent / "classes.json", run_dir / "classes.json")
     result = {
-        "benchmark_command": record["benchmark_command"], "command": record["training_command"],
+        "benchmark_command": record["benchmark_command"],
+        "command": record["training_command"],
         "test_top1": {"binary_final": record["test_top1"]["keras"], "float_twin": record["test_top1"]["float_twin"]},
         "exported": {**record["benchmark_run_export"], "tflite_top1": record["test_top1"]["exported_tflite"]},
         **record["machine"],
@@ -125,8 +175,14 @@ def test_ship_pretrained_rebuilds_the_shipped_folder_from_a_run(tmp_path):
     (tmp_path / "result.json").write_text(json.dumps(result))
     into = tmp_path / "shipped"
     into.mkdir()
-    command = [sys.executable, "benchmarks/ship_pretrained.py", str(tmp_path / "result.json"), str(run_dir),
-               "--into", str(into)]
+    command = [
+        sys.executable,
+        "benchmarks/ship_pretrained.py",
+        str(tmp_path / "result.json"),
+        str(run_dir),
+        "--into",
+        str(into),
+    ]
     completed = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900)
     assert completed.returncode == 0, completed.stderr[-2000:]
     written = json.loads((into / "record.json").read_text())
@@ -151,8 +207,14 @@ def test_fine_tune_benchmark_smoke_run_chooses_on_validation_and_compares_two_se
     report, stdout = _run_benchmark("fine_tune_digits.py", tmp_path, "--smoke", "--output-dir", runs)
     try:
         assert report["selected_on"] == "validation" and report["smoke"]
-        assert set(report["recipe_choice"]) == {"head_then_phase2", "head_then_both", "phase2_only", "both_phases",
-                                                "scratch_10_20", "scratch_15_15"}
+        assert set(report["recipe_choice"]) == {
+            "head_then_phase2",
+            "head_then_both",
+            "phase2_only",
+            "both_phases",
+            "scratch_10_20",
+            "scratch_15_15",
+        }
         for side in ("fine_tuned", "scratch"):
             result = report["results"][side]
             assert len(result["held_out_top1"]) == 2 and result["min"] <= result["mean"] <= result["max"]
@@ -174,7 +236,9 @@ def test_uint8_input_benchmark_compares_both_files_of_the_shipped_model(tmp_path
 @pytest.mark.slow
 def test_rivals_smoke_run_has_every_kind_of_row_timed_in_one_run(tmp_path):
     runs = f"runs/test_{tmp_path.name}"
-    report, stdout = _run_benchmark("rivals.py", tmp_path, "--smoke", "--output-dir", runs, "--png", str(tmp_path / "r.png"))
+    report, stdout = _run_benchmark(
+        "rivals.py", tmp_path, "--smoke", "--output-dir", runs, "--png", str(tmp_path / "r.png")
+    )
     try:
         rows = report["rows_28x28"]
         kinds = {row["kind"] for row in rows.values()}
@@ -184,9 +248,11 @@ def test_rivals_smoke_run_has_every_kind_of_row_timed_in_one_run(tmp_path):
         assert shipped["selected_on"].startswith("test") and shipped["latency_vs_reference"] == 1.0
         assert all(row["selected_on"] == "validation" and row["latency_ms"] > 0 for row in rows.values())
         assert all(row["arm_latency"].startswith("n/a") for row in rows.values())
-        assert set(report["targets"]["presets"]) == {"BCNN18 width 0.25, 3x3 stride-2 input block",
-                                                     "BCNN8 (stride-2 input block, 6 blocks)",
-                                                     "BCNN6 (stride-2 input block, 4 blocks)"}
+        assert set(report["targets"]["presets"]) == {
+            "BCNN18 width 0.25, 3x3 stride-2 input block",
+            "BCNN8 (stride-2 input block, 6 blocks)",
+            "BCNN6 (stride-2 input block, 4 blocks)",
+        }
         assert report["rows_224x224"]["BCNN18"]["arm_latency"].endswith("(estimated, docs/deploy.md)")
         assert (tmp_path / "r.png").stat().st_size > 0 and "28x28 model" in stdout
     finally:

@@ -245,11 +245,20 @@ def _mixed_channels(root):
     [
         (lambda root: shutil.rmtree(root), "image folder {root} does not exist"),
         (lambda root: [shutil.rmtree(os.path.join(root, d)) for d in os.listdir(root)], "image folder {root} is empty"),
-        (lambda root: [shutil.rmtree(os.path.join(root, d)) for d in ("horizontal", "vertical")], "has only one class folder (checkers)"),
-        (lambda root: [os.remove(p) for p in glob.glob(os.path.join(root, "checkers", "*"))], "class folder {root}/checkers holds no .png/.jpg/.jpeg images"),
+        (
+            lambda root: [shutil.rmtree(os.path.join(root, d)) for d in ("horizontal", "vertical")],
+            "has only one class folder (checkers)",
+        ),
+        (
+            lambda root: [os.remove(p) for p in glob.glob(os.path.join(root, "checkers", "*"))],
+            "class folder {root}/checkers holds no .png/.jpg/.jpeg images",
+        ),
         (_corrupt_image, "{root}/vertical/003.png: not a readable image"),
         (_mixed_channels, "mixed grey and RGB images: {root}/vertical/000.png is grey, {root}/checkers/000.png is RGB"),
-        (lambda root: open(os.path.join(root, "checkers", "000.png"), "wb").close(), "{root}/checkers/000.png: not a readable image"),
+        (
+            lambda root: open(os.path.join(root, "checkers", "000.png"), "wb").close(),
+            "{root}/checkers/000.png: not a readable image",
+        ),
     ],
     ids=["missing", "empty", "one-class", "class-without-images", "corrupt-image", "mixed-channels", "empty-file"],
 )

@@ -156,16 +156,19 @@ def cli_cases(tmp):
             ["--verify", "fashion_mnist", "--samples", 300, "--parity-threshold", 0.98, *report],
             None,
         ),
-        "allow_float": (
-            float_model, out / "allowed.tflite", ["--allow-float", "--report", out / "allowed.json"], None
-        ),
+        "allow_float": (float_model, out / "allowed.tflite", ["--allow-float", "--report", out / "allowed.json"], None),
         "missing file": (tmp / "nope.keras", out / "missing.tflite", [], "no such file"),
         "non-model file": (notes, out / "notes.tflite", [], "not a model file"),
         "corrupt file": (corrupt, out / "corrupt.tflite", [], "not a valid .keras file"),
         "corrupt h5 file": (corrupt_h5, out / "corrupt_h5.tflite", [], "cannot read the model's configuration"),
         "float conv": (float_model, out / "float.tflite", [], "would run in float"),
         "output is the model": (good, good, [], "is the model being exported: choose another output path"),
-        "output is an image": (good, out / "shirt.png", [], "exists and is not a TFLite flatbuffer: refused, to keep it"),
+        "output is an image": (
+            good,
+            out / "shirt.png",
+            [],
+            "exists and is not a TFLite flatbuffer: refused, to keep it",
+        ),
         "ternary input": (ternary, out / "ternary.tflite", ["--allow-float"], "ternary input quantizer"),
         "NaN weights": (nan_path, out / "nan.tflite", [], "layer 'block3_conv': weight kernel:0 holds NaN"),
         "missing output directory": (good, tmp / "no_dir" / "model.tflite", [], "does not exist"),
@@ -173,7 +176,10 @@ def cli_cases(tmp):
         "bad option": (good, out / "option.tflite", ["--target", "gpu"], "invalid choice"),
         "NaN verification data": (good, out / "nan_data.tflite", ["--verify", nan_npz], "hold NaN or infinite"),
         "unknown custom objects module": (
-            good, out / "custom.tflite", ["--custom-objects", "no_such_module_here"], "cannot import custom objects"
+            good,
+            out / "custom.tflite",
+            ["--custom-objects", "no_such_module_here"],
+            "cannot import custom objects",
         ),
     }
     if unwritable:
@@ -373,8 +379,11 @@ def single_layer_model(layer, channels=64):
         ("arm", lambda: binary_conv(64, groups=4), "float"),  # 16 channels per group
         ("arm", lambda: binary_conv(64, input_quantizer=None), "float"),
         ("arm", lambda: binary_conv(64, input_quantizer=lq.quantizers.DoReFa(k_bit=2)), "float"),
-        ("arm", lambda: lq.layers.QuantDepthwiseConv2D(3, input_quantizer="ste_sign", depthwise_quantizer="ste_sign"),
-         "float"),
+        (
+            "arm",
+            lambda: lq.layers.QuantDepthwiseConv2D(3, input_quantizer="ste_sign", depthwise_quantizer="ste_sign"),
+            "float",
+        ),
         ("xcore", lambda: binary_conv(64, kernel_size=1, pad_values=0.0), "rewrite"),
     ],
 )

@@ -23,8 +23,13 @@ USER_ENV = {key: value for key, value in os.environ.items() if key not in SET_HE
 
 def script(name, *args, cwd=None, stderr=subprocess.PIPE):
     return subprocess.run(
-        [os.path.join(SCRIPTS, name), *map(str, args)], stdout=subprocess.PIPE, stderr=stderr, text=True,
-        timeout=900, env=USER_ENV, cwd=cwd,
+        [os.path.join(SCRIPTS, name), *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+        timeout=900,
+        env=USER_ENV,
+        cwd=cwd,
     )
 
 
@@ -61,7 +66,8 @@ def test_keras_3_already_in_use_ends_with_one_line_saying_what_to_do(tmp_path):
 
 def test_import_loads_no_tensorflow_until_a_name_needs_it(tmp_path):
     process = python(
-        "import sys, bcnn_keras\nprint('tensorflow' in sys.modules)\nbcnn_keras.BCNN18\nprint('tensorflow' in sys.modules)",
+        "import sys, bcnn_keras\nprint('tensorflow' in sys.modules)\n"
+        "bcnn_keras.BCNN18\nprint('tensorflow' in sys.modules)",
         tmp_path,
     )
     assert process.stdout.split() == ["False", "True"], process.stderr[-2000:]
@@ -97,7 +103,9 @@ def test_exporter_keeps_the_users_files(tmp_path):
 
 
 def test_shipped_model_exported_from_python_carries_its_class_names(tmp_path):
-    report = bcnn_keras.export.export(bcnn_keras.BCNN18(weights="fashion_mnist"), tmp_path / "model.tflite", latency_runs=0)
+    report = bcnn_keras.export.export(
+        bcnn_keras.BCNN18(weights="fashion_mnist"), tmp_path / "model.tflite", latency_runs=0
+    )
     assert report.class_names[9] == "Ankle boot"
     from PIL import Image
 
@@ -113,8 +121,20 @@ def test_uint8_input_file_is_predicted_alone_with_its_names_and_agrees_with_kera
     bcnn_keras.BCNN18(weights="fashion_mnist").save(tmp_path / "model.keras")
     bcnn_keras.data.write_class_names(tmp_path / "classes.json", bcnn_keras.data.FASHION_MNIST_CLASSES)
     exported = script(
-        "bcnn-export", tmp_path / "model.keras", "-o", tmp_path / "camera.tflite", "--input-type", "uint8",
-        "--verify", "fashion_mnist", "--samples", 10_000, "--parity-threshold", 0.998, "--report", tmp_path / "report.json",
+        "bcnn-export",
+        tmp_path / "model.keras",
+        "-o",
+        tmp_path / "camera.tflite",
+        "--input-type",
+        "uint8",
+        "--verify",
+        "fashion_mnist",
+        "--samples",
+        10_000,
+        "--parity-threshold",
+        0.998,
+        "--report",
+        tmp_path / "report.json",
     )
     assert exported.returncode == 0, exported.stderr
     report = json.loads((tmp_path / "report.json").read_text())
@@ -131,7 +151,9 @@ def test_uint8_input_file_is_predicted_alone_with_its_names_and_agrees_with_kera
     predicted = script("bcnn-predict", alone / "camera.tflite", tmp_path / "boot.jpg", "--top-k", "1")
     assert predicted.returncode == 0, predicted.stderr
     assert re.search(r"1\. Ankle boot  0\.\d{4}", predicted.stdout), predicted.stdout
-    assert predicted.stderr.splitlines() == ["note: converted 1 of 1 images from RGB to grey (the model takes grey images)"]
+    assert predicted.stderr.splitlines() == [
+        "note: converted 1 of 1 images from RGB to grey (the model takes grey images)"
+    ]
     uint8_pixels = bcnn_keras.predict.BitpackedModel(alone / "camera.tflite")
     assert uint8_pixels.input_dtype == np.uint8 and uint8_pixels.class_names[9] == "Ankle boot"
 
@@ -140,8 +162,17 @@ def test_export_shows_progress_on_a_terminal(tmp_path):
     bcnn_keras.BCNN18(weights="fashion_mnist").save(tmp_path / "model.keras")
     terminal, other_end = pty.openpty()
     process = script(
-        "bcnn-export", tmp_path / "model.keras", "-o", tmp_path / "model.tflite", "--verify", "fashion_mnist",
-        "--samples", 600, "--latency-runs", 0, stderr=other_end,
+        "bcnn-export",
+        tmp_path / "model.keras",
+        "-o",
+        tmp_path / "model.tflite",
+        "--verify",
+        "fashion_mnist",
+        "--samples",
+        600,
+        "--latency-runs",
+        0,
+        stderr=other_end,
     )
     os.close(other_end)
     drawn = b""
@@ -163,8 +194,21 @@ def test_small_folder_trains_every_image_with_any_preset_and_ends_with_the_next_
     folder = write_image_folder(tmp_path / "photos", per_class=20, size=20, mode="L")
     run = tmp_path / "run"
     process = script(
-        "bcnn-train", "--dataset", f"folder:{folder}", "--model", "BCNN18Small", "--width-multiplier", "0.125",
-        "--phase1-epochs", "1", "--phase2-epochs", "1", "--output-dir", run, "--verbose", "2",
+        "bcnn-train",
+        "--dataset",
+        f"folder:{folder}",
+        "--model",
+        "BCNN18Small",
+        "--width-multiplier",
+        "0.125",
+        "--phase1-epochs",
+        "1",
+        "--phase2-epochs",
+        "1",
+        "--output-dir",
+        run,
+        "--verbose",
+        "2",
     )
     assert process.returncode == 0, process.stderr[-2000:]
     assert "the training set has 48 images, fewer than --batch-size 128: each step trains on all 48" in process.stdout
@@ -181,7 +225,9 @@ def test_a_folder_name_given_as_dataset_gets_a_hint(tmp_path):
     (tmp_path / "photos").mkdir()
     process = script("bcnn-train", "--dataset", "photos", "--output-dir", "run", cwd=tmp_path)
     assert process.returncode == 2
-    assert process.stderr.strip().endswith("photos is a folder: use --dataset folder:photos (see --help)"), process.stderr
+    assert process.stderr.strip().endswith("photos is a folder: use --dataset folder:photos (see --help)"), (
+        process.stderr
+    )
 
 
 @pytest.mark.slow
@@ -189,8 +235,20 @@ def test_a_run_that_never_finished_an_epoch_blocks_nothing_and_no_image_is_dropp
     """A run stopped by a diverging loss in its first epoch, re-run with a corrected flag: 240
     images (192 to train) at batch 128 are two steps an epoch, the second of 64 images."""
     folder = write_image_folder(tmp_path / "photos", per_class=80, size=20, mode="L")
-    common = ["--dataset", f"folder:{folder}", "--width-multiplier", "0.125", "--phase1-epochs", "1",
-              "--phase2-epochs", "0", "--output-dir", tmp_path / "run", "--verbose", "2"]
+    common = [
+        "--dataset",
+        f"folder:{folder}",
+        "--width-multiplier",
+        "0.125",
+        "--phase1-epochs",
+        "1",
+        "--phase2-epochs",
+        "0",
+        "--output-dir",
+        tmp_path / "run",
+        "--verbose",
+        "2",
+    ]
     failed = script("bcnn-train", *common, "--learning-rate", "1e30")
     assert failed.returncode == 2 and "the loss became" in failed.stderr
     retried = script("bcnn-train", *common, "--learning-rate", "0.002")

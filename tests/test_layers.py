@@ -120,7 +120,11 @@ def _single_block_model(build_block, input_shape):
     "name, build_block, input_shape",
     [
         ("input 3x3", lambda x: layers.binary_input_block(x, 32, name="stem"), (16, 16, 1)),
-        ("input patchify", lambda x: layers.binary_input_block(x, 32, kernel_size=4, strides=4, name="stem"), (16, 16, 3)),
+        (
+            "input patchify",
+            lambda x: layers.binary_input_block(x, 32, kernel_size=4, strides=4, name="stem"),
+            (16, 16, 3),
+        ),
         ("bcnn 3x3", lambda x: layers.bcnn_block(x, 32, name="b"), (8, 8, 32)),
         ("bcnn downsampling", lambda x: layers.bcnn_block(x, 64, strides=2, name="b"), (8, 8, 32)),
         ("bcnn 1x1", lambda x: layers.bcnn_block(x, 64, kernel_size=1, name="b"), (8, 8, 32)),

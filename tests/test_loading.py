@@ -78,8 +78,13 @@ def test_functions_stored_by_other_layers_are_found():
     # tf.keras' RNN cell wrappers keep their functions as `residual_fn_type: "lambda"` etc.
     config = {
         "class_name": "RNN",
-        "config": {"name": "rnn", "cell": {"class_name": "ResidualWrapper", "config": {
-            "name": "wrapped", "residual_fn": ["code", None, None], "residual_fn_type": "lambda"}}},
+        "config": {
+            "name": "rnn",
+            "cell": {
+                "class_name": "ResidualWrapper",
+                "config": {"name": "wrapped", "residual_fn": ["code", None, None], "residual_fn_type": "lambda"},
+            },
+        },
     }
     assert loading.code_layers(config) == ["wrapped (Python function)"]
     assert loading.code_layers({"class_name": "Dense", "config": {"name": "dense", "activation": "relu"}}) == []
@@ -98,7 +103,11 @@ def test_opt_in_loads_the_model_and_runs_its_code(lambda_files, file_format):
 
 def _cli(script, *args):
     return subprocess.run(
-        [sys.executable, *script, *map(str, args)], capture_output=True, text=True, timeout=600, cwd=REPO,
+        [sys.executable, *script, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
     )
 
@@ -124,22 +133,33 @@ def test_exporter_cli_refuses_stored_code_and_says_what_the_opt_in_allows(lambda
 def test_training_cli_refuses_a_teacher_with_stored_code(lambda_files, tmp_path):
     files, trace = lambda_files
     result = _cli(
-        ["-m", "bcnn_keras.train"], "--teacher", files["keras"], "--output-dir", tmp_path / "run",
-        "--phase1-epochs", "1", "--phase2-epochs", "0", "--train-limit", "64", "--test-limit", "32",
+        ["-m", "bcnn_keras.train"],
+        "--teacher",
+        files["keras"],
+        "--output-dir",
+        tmp_path / "run",
+        "--phase1-epochs",
+        "1",
+        "--phase2-epochs",
+        "0",
+        "--train-limit",
+        "64",
+        "--test-limit",
+        "32",
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("error: teacher ") and "refused" in result.stderr
     assert not trace.exists()
 
 
-CUSTOM_MODULE = '''
+CUSTOM_MODULE = """
 import tensorflow as tf
 
 def scaled_ones(shape, dtype=None):
     return tf.ones(shape, dtype) * 0.5
 
 custom_objects = {"scaled_ones": scaled_ones}
-'''
+"""
 
 
 def test_custom_objects_module_lets_unregistered_functions_load(tmp_path):

@@ -196,7 +196,11 @@ def test_stem_kernel_size_overlaps_a_strided_input_block():
 ABLATIONS = {
     "input_layer": (dict(input_layer="float"), {"stem_conv"}, "CONV_2D"),
     "classifier": (dict(classifier="float"), {"classifier_dense"}, "FULLY_CONNECTED"),
-    "shortcut": (dict(shortcut="float_conv"), {"block5_shortcut_conv", "block9_shortcut_conv", "block13_shortcut_conv"}, "CONV_2D"),
+    "shortcut": (
+        dict(shortcut="float_conv"),
+        {"block5_shortcut_conv", "block9_shortcut_conv", "block13_shortcut_conv"},
+        "CONV_2D",
+    ),
 }
 
 

@@ -1,7 +1,6 @@
 """Every notebook runs from a clean kernel with small settings, and the committed copies hold
 the outputs of a real, error-free run."""
 
-import os
 import pathlib
 
 import nbformat
@@ -42,7 +41,9 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     for name, value in {**SMALL_SETTINGS, "BCNN_NOTEBOOK_OUTPUT_DIR": str(tmp_path)}.items():
         monkeypatch.setenv(name, value)
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
     errors = [o for cell in notebook.cells for o in cell.get("outputs", []) if o.output_type == "error"]
     assert not errors
     assert list(tmp_path.iterdir()), "the notebook wrote nothing to its output dir"

@@ -134,14 +134,29 @@ def test_android_pushes_binary_and_model_runs_benchmark_and_updates_the_report(d
 def test_raspberry_pi_over_ssh_with_port_threads_and_installed_binary(device):
     report = device.tmp / "new_report.json"
     process, commands = device(
-        "--ssh", "pi@raspberrypi.local", "--port", 2222, "--remote-binary", "/home/pi/bin/lce_benchmark_model",
-        "--threads", 4, "--runs", 20, "--report", report,
+        "--ssh",
+        "pi@raspberrypi.local",
+        "--port",
+        2222,
+        "--remote-binary",
+        "/home/pi/bin/lce_benchmark_model",
+        "--threads",
+        4,
+        "--runs",
+        20,
+        "--report",
+        report,
     )
     assert process.returncode == 0, process.stderr
     assert commands == [
         ["scp", "-q", "-o", "BatchMode=yes", "-P", "2222", str(device.model), "pi@raspberrypi.local:/tmp/model.tflite"],
         [
-            "ssh", "-o", "BatchMode=yes", "-p", "2222", "pi@raspberrypi.local",
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "-p",
+            "2222",
+            "pi@raspberrypi.local",
             "/home/pi/bin/lce_benchmark_model --graph=/tmp/model.tflite --num_threads=4 --num_runs=20 --warmup_runs=5",
         ],
         ["ssh", "-o", "BatchMode=yes", "-p", "2222", "pi@raspberrypi.local", "cat /proc/device-tree/model"],
@@ -208,7 +223,12 @@ def test_parse_benchmark_output_reads_prefixed_lines_and_memory():
         "init_mb": 2.0,
         "overall_mb": 7.5,
     }
-    only_timings = "Inference timings in us: Init: 900, First inference: 30000, Warmup (avg): 2.5e4, Inference (avg): 21000"
+    only_timings = (
+        "Inference timings in us: Init: 900, First inference: 30000, Warmup (avg): 2.5e4, Inference (avg): 21000"
+    )
     assert script.parse_benchmark_output(only_timings) == {
-        "avg_ms": 21.0, "first_ms": 30.0, "warmup_avg_ms": 25.0, "init_ms": 0.9,
+        "avg_ms": 21.0,
+        "first_ms": 30.0,
+        "warmup_avg_ms": 25.0,
+        "init_ms": 0.9,
     }

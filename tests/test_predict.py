@@ -169,7 +169,9 @@ def test_python_api_takes_arrays_and_paths(model_dir):
 
 
 def test_csv_output_has_one_row_per_image_and_rank(model_dir, capsys):
-    status, out, _ = _main(capsys, model_dir / "model.tflite", model_dir / "stripes.png", "--format", "csv", "--top-k", "2")
+    status, out, _ = _main(
+        capsys, model_dir / "model.tflite", model_dir / "stripes.png", "--format", "csv", "--top-k", "2"
+    )
     rows = list(csv.DictReader(io.StringIO(out)))
     assert status == 0 and [row["rank"] for row in rows] == ["1", "2"]
     assert all(row["name"] in CLASS_PATTERNS and 0 <= float(row["score"]) <= 1 for row in rows)
@@ -178,8 +180,12 @@ def test_csv_output_has_one_row_per_image_and_rank(model_dir, capsys):
 def _cli(*argv):
     # TF_CPP_MIN_LOG_LEVEL=3 keeps TensorFlow's import-time C++ lines off stderr.
     return subprocess.run(
-        [sys.executable, "-m", "bcnn_keras.predict", *map(str, argv)], capture_output=True, text=True, cwd=REPO,
-        timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        [sys.executable, "-m", "bcnn_keras.predict", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
     )
 
 

@@ -51,7 +51,11 @@ def test_named_weights_fill_in_the_architecture_they_were_trained_with():
     [
         (bcnn_keras.BCNN18, dict(width_multiplier=0.5), "were trained with width_multiplier=0.25"),
         (bcnn_keras.BCNN18, dict(input_shape=(32, 32, 3)), "were trained with input_shape=(28, 28, 1)"),
-        (bcnn_keras.BCNN18, dict(classes=5), "classes=10, got classes=5; for other classes, build the trunk with include_top=False"),
+        (
+            bcnn_keras.BCNN18,
+            dict(classes=5),
+            "classes=10, got classes=5; for other classes, build the trunk with include_top=False",
+        ),
         (bcnn_keras.BCNN18, dict(include_top=False, input_shape=(28, 28, 3)), "are for images of 1 channel(s)"),
         (bcnn_keras.BCNN18, dict(binary=False), "need binary=True"),
         (bcnn_keras.BCNNA, dict(), "exist only for BCNN18, not for BCNNA"),
@@ -72,7 +76,9 @@ def test_trunk_with_the_shipped_weights_for_fine_tuning():
     assert trunk.output_shape == (None, 128) and not any(layer.name.startswith("classifier") for layer in trunk.layers)
     larger = bcnn_keras.BCNN18(weights="fashion_mnist", include_top=False, input_shape=(64, 64, 1))
     assert larger.output_shape == (None, 8, 8, 128)
-    np.testing.assert_array_equal(larger.get_layer("block16_conv").kernel.numpy(), full.get_layer("block16_conv").kernel.numpy())
+    np.testing.assert_array_equal(
+        larger.get_layer("block16_conv").kernel.numpy(), full.get_layer("block16_conv").kernel.numpy()
+    )
     assert full.class_names[9] == "Ankle boot"
 
 

@@ -39,7 +39,9 @@ def test_phase_switches_at_the_epoch_boundary():
     two_step = callbacks.TwoStepTraining(2, 1)
     recorder = _PhaseRecorder(model)
     images, labels = _tiny_data()
-    history = model.fit(images, labels, batch_size=32, epochs=two_step.epochs, callbacks=[two_step, recorder], verbose=0)
+    history = model.fit(
+        images, labels, batch_size=32, epochs=two_step.epochs, callbacks=[two_step, recorder], verbose=0
+    )
     assert history.history["phase"] == [1, 1, 2]
     assert recorder.phases == [1, 1, 1, 1, 2, 2]  # two batches per epoch
     assert two_step.phase == 2 and bcnn_keras.get_phase(model) == 2
@@ -122,7 +124,9 @@ def test_distiller_trains_the_student_against_the_teacher():
     student_weights = [w.copy() for w in student.get_weights()]
     images, labels = _tiny_data()
     two_step = callbacks.TwoStepTraining(1, 1)
-    history = distiller.fit(images, labels, batch_size=32, epochs=2, validation_data=(images, labels), callbacks=[two_step], verbose=0)
+    history = distiller.fit(
+        images, labels, batch_size=32, epochs=2, validation_data=(images, labels), callbacks=[two_step], verbose=0
+    )
     assert all(np.array_equal(a, b) for a, b in zip(teacher.get_weights(), teacher_weights))
     assert not all(np.array_equal(a, b) for a, b in zip(student.get_weights(), student_weights))
     assert all(loss > 0 for loss in history.history["loss"] + history.history["val_loss"])
@@ -173,9 +177,26 @@ def test_mirrored_strategy_fits_on_two_logical_cpus():
 
 def _train_command(output_dir, *extra):
     return [
-        sys.executable, "-m", "bcnn_keras.train", "--dataset", "fashion_mnist", "--model", "BCNN18",
-        "--width-multiplier", "0.25", "--batch-size", "64", "--train-limit", "256", "--test-limit", "128",
-        "--output-dir", str(output_dir), "--verbose", "2", *extra,
+        sys.executable,
+        "-m",
+        "bcnn_keras.train",
+        "--dataset",
+        "fashion_mnist",
+        "--model",
+        "BCNN18",
+        "--width-multiplier",
+        "0.25",
+        "--batch-size",
+        "64",
+        "--train-limit",
+        "256",
+        "--test-limit",
+        "128",
+        "--output-dir",
+        str(output_dir),
+        "--verbose",
+        "2",
+        *extra,
     ]
 
 
@@ -282,7 +303,15 @@ def test_binary_model_starts_from_its_float_twin():
 @pytest.mark.slow
 def test_cli_trains_with_a_float_twin_teacher(tmp_path):
     command = _train_command(
-        tmp_path, "--phase1-epochs", "1", "--phase2-epochs", "1", "--teacher", "float-twin", "--teacher-epochs", "1",
+        tmp_path,
+        "--phase1-epochs",
+        "1",
+        "--phase2-epochs",
+        "1",
+        "--teacher",
+        "float-twin",
+        "--teacher-epochs",
+        "1",
         "--init-from-teacher",
     )
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900)
@@ -321,11 +350,28 @@ def test_bad_flags_and_missing_data_give_one_line(tmp_path, arguments, message):
 
 
 def test_help_documents_every_flag():
-    result = subprocess.run([sys.executable, "-m", "bcnn_keras.train", "--help"], capture_output=True, text=True, cwd=REPO)
+    result = subprocess.run(
+        [sys.executable, "-m", "bcnn_keras.train", "--help"], capture_output=True, text=True, cwd=REPO
+    )
     assert result.returncode == 0
-    for flag in ("--dataset", "--model", "--phase1-epochs", "--phase2-epochs", "--output-dir", "--teacher",
-                 "--width-multiplier", "--batch-size", "--strategy", "--mixed-precision", "--seed",
-                 "--channel-multiple", "--stem-kernel-size", "--input-layer", "--shortcut", "--classifier"):
+    for flag in (
+        "--dataset",
+        "--model",
+        "--phase1-epochs",
+        "--phase2-epochs",
+        "--output-dir",
+        "--teacher",
+        "--width-multiplier",
+        "--batch-size",
+        "--strategy",
+        "--mixed-precision",
+        "--seed",
+        "--channel-multiple",
+        "--stem-kernel-size",
+        "--input-layer",
+        "--shortcut",
+        "--classifier",
+    ):
         assert flag in result.stdout
 
 
@@ -399,8 +445,24 @@ def test_architecture_flags_reach_the_built_model():
     from bcnn_keras import data, train, training
 
     args = train.build_parser().parse_args(
-        ["--output-dir", "unused", "--width-multiplier", "0.375", "--channel-multiple", "32", "--stem-strides", "2",
-         "--stem-kernel-size", "3", "--input-layer", "float", "--shortcut", "float_conv", "--classifier", "float"]
+        [
+            "--output-dir",
+            "unused",
+            "--width-multiplier",
+            "0.375",
+            "--channel-multiple",
+            "32",
+            "--stem-strides",
+            "2",
+            "--stem-kernel-size",
+            "3",
+            "--input-layer",
+            "float",
+            "--shortcut",
+            "float_conv",
+            "--classifier",
+            "float",
+        ]
     )
     settings = {key: value for key, value in vars(args).items() if key != "library_logs"}
     model = training.build_model(training.TrainConfig(**settings), data.dataset_spec("fashion_mnist"), binary=True)
@@ -413,16 +475,35 @@ def test_train_then_export_then_verify_end_to_end(tmp_path):
     """The user's path: the training CLI, then the exporter CLI verifying on real test images."""
     train = subprocess.run(
         _train_command(tmp_path, "--phase1-epochs", "1", "--phase2-epochs", "1"),
-        capture_output=True, text=True, cwd=REPO, timeout=900,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=900,
     )
     assert train.returncode == 0, train.stdout[-2000:] + train.stderr[-2000:]
     # larq's quantized variables no longer make AutoGraph ask for a bug report.
     assert "AutoGraph could not transform" not in train.stdout + train.stderr
     report_path = tmp_path / "report.json"
     export = subprocess.run(
-        [sys.executable, "export/to_tflite.py", str(tmp_path / "model.keras"), "-o", str(tmp_path / "model.tflite"),
-         "--verify", "fashion_mnist", "--samples", "300", "--report", str(report_path), "--latency-runs", "10"],
-        capture_output=True, text=True, cwd=REPO, timeout=900,
+        [
+            sys.executable,
+            "export/to_tflite.py",
+            str(tmp_path / "model.keras"),
+            "-o",
+            str(tmp_path / "model.tflite"),
+            "--verify",
+            "fashion_mnist",
+            "--samples",
+            "300",
+            "--report",
+            str(report_path),
+            "--latency-runs",
+            "10",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=900,
     )
     assert export.returncode == 0, export.stdout[-2000:] + export.stderr[-2000:]
     report = json.loads(report_path.read_text())
@@ -456,17 +537,39 @@ def _free_ports(count):
 def _start_cluster(output_dir, ports, log_dir):
     """The multi-worker recipe of docs/training.md on two local workers: the same command, one TF_CONFIG each."""
     command = _train_command(
-        output_dir, "--strategy", "multiworker", "--batch-size", "32", "--train-limit", "128", "--test-limit", "64",
-        "--phase1-epochs", "1", "--phase2-epochs", "2", "--teacher", "float-twin", "--teacher-epochs", "1",
+        output_dir,
+        "--strategy",
+        "multiworker",
+        "--batch-size",
+        "32",
+        "--train-limit",
+        "128",
+        "--test-limit",
+        "64",
+        "--phase1-epochs",
+        "1",
+        "--phase2-epochs",
+        "2",
+        "--teacher",
+        "float-twin",
+        "--teacher-epochs",
+        "1",
     )
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     workers = []
     for index in range(len(ports)):
         config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
         log = open(os.path.join(log_dir, f"worker{index}.log"), "a")
-        workers.append(subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, text=True, cwd=REPO, env={**os.environ, "TF_CONFIG": config}
-        ))
+        workers.append(
+            subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+                cwd=REPO,
+                env={**os.environ, "TF_CONFIG": config},
+            )
+        )
     return workers
 
 
@@ -505,9 +608,24 @@ def test_two_workers_write_one_run_and_resume_after_a_worker_is_killed(tmp_path)
 
 def _folder_train_command(folder, output_dir, *extra):
     return [
-        sys.executable, "-m", "bcnn_keras.train", "--dataset", f"folder:{folder}", "--width-multiplier", "0.125",
-        "--batch-size", "8", "--phase1-epochs", "1", "--phase2-epochs", "1", "--output-dir", str(output_dir),
-        "--verbose", "2", *extra,
+        sys.executable,
+        "-m",
+        "bcnn_keras.train",
+        "--dataset",
+        f"folder:{folder}",
+        "--width-multiplier",
+        "0.125",
+        "--batch-size",
+        "8",
+        "--phase1-epochs",
+        "1",
+        "--phase2-epochs",
+        "1",
+        "--output-dir",
+        str(output_dir),
+        "--verbose",
+        "2",
+        *extra,
     ]
 
 
@@ -515,7 +633,11 @@ def test_a_bad_image_folder_gives_exactly_one_line(tmp_path):
     folder = write_image_folder(str(tmp_path / "photos"), per_class=2)
     write_image_folder(folder, per_class=1, mode="L", patterns=("vertical",))  # vertical/000.png turns grey
     result = subprocess.run(
-        _folder_train_command(folder, tmp_path / "run"), capture_output=True, text=True, cwd=REPO, timeout=300,
+        _folder_train_command(folder, tmp_path / "run"),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},  # keeps TensorFlow's import-time C++ lines off stderr
     )
     assert result.returncode == 2 and result.stderr.splitlines() == [
@@ -540,10 +662,25 @@ def test_train_on_an_image_folder_then_export_then_predict_end_to_end(tmp_path):
         # Six test images of a model trained for two tiny epochs: many of its pre-activations sit
         # next to a sign threshold, where float rounding flips them, and one flip of six is 17 %.
         # The parity of trained models is tested on Fashion-MNIST above.
-        [sys.executable, "export/to_tflite.py", str(run / "model.keras"), "-o", str(run / "model.tflite"),
-         "--verify", f"folder:{folder}", "--parity-threshold", "0.6", "--report", str(run / "report.json"),
-         "--latency-runs", "0"],
-        capture_output=True, text=True, cwd=REPO, timeout=900,
+        [
+            sys.executable,
+            "export/to_tflite.py",
+            str(run / "model.keras"),
+            "-o",
+            str(run / "model.tflite"),
+            "--verify",
+            f"folder:{folder}",
+            "--parity-threshold",
+            "0.6",
+            "--report",
+            str(run / "report.json"),
+            "--latency-runs",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=900,
     )
     assert export.returncode == 0, export.stdout[-2000:] + export.stderr[-2000:]
     report = json.loads((run / "report.json").read_text())
@@ -555,7 +692,10 @@ def test_train_on_an_image_folder_then_export_then_predict_end_to_end(tmp_path):
     Image.fromarray(pattern_image("vertical", size=40, seed=7)).save(image)  # another size: resized
     predict = subprocess.run(
         [sys.executable, "-m", "bcnn_keras.predict", str(run / "model.tflite"), str(image), "--top-k", "2"],
-        capture_output=True, text=True, cwd=REPO, timeout=300,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
     )
     assert predict.returncode == 0, predict.stderr[-2000:]
     lines = predict.stdout.splitlines()

@@ -30,8 +30,16 @@ from bcnn_keras.lazy import lazy_package
 # Public names -> the step module that defines them, imported on first use (TensorFlow with it).
 _EXPORTS = {
     **dict.fromkeys(
-        ("BINARY_CONV_OP", "FLOAT_MATRIX_OPS", "census", "cross_check", "op_counts", "op_name", "predicted_size_bytes",
-         "read_flatbuffer"),
+        (
+            "BINARY_CONV_OP",
+            "FLOAT_MATRIX_OPS",
+            "census",
+            "cross_check",
+            "op_counts",
+            "op_name",
+            "predicted_size_bytes",
+            "read_flatbuffer",
+        ),
         "census",
     ),
     **dict.fromkeys(("captured_stderr", "convert", "convert_with_diagnostics"), "convert"),

@@ -19,7 +19,13 @@ import contextlib
 import sys
 
 from bcnn_keras.cli import (
-    EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_UNEXPECTED, OneLineParser, Progress, fail, quiet_libraries,
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_UNEXPECTED,
+    OneLineParser,
+    Progress,
+    fail,
+    quiet_libraries,
 )
 from bcnn_keras.export import defaults
 
@@ -71,9 +77,7 @@ def parse_args(argv=None):
         default=defaults.PARITY_THRESHOLD,
         help="minimum top-1 agreement between Keras and LCE (default: %(default)s)",
     )
-    parser.add_argument(
-        "--allow-float", action="store_true", help="export even if some conv/dense layers stay float"
-    )
+    parser.add_argument("--allow-float", action="store_true", help="export even if some conv/dense layers stay float")
     parser.add_argument(
         "--latency-runs",
         type=int,

@@ -55,9 +55,20 @@ _LARQ_MATRIX_LAYERS = (
 _KERAS_MATRIX_LAYERS = tuple(
     getattr(tf.keras.layers, name)
     for name in (
-        "Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose",
-        "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D", "SeparableConv2D",
-        "Dense", "EinsumDense", "LocallyConnected1D", "LocallyConnected2D",
+        "Conv1D",
+        "Conv2D",
+        "Conv3D",
+        "Conv1DTranspose",
+        "Conv2DTranspose",
+        "Conv3DTranspose",
+        "DepthwiseConv1D",
+        "DepthwiseConv2D",
+        "SeparableConv1D",
+        "SeparableConv2D",
+        "Dense",
+        "EinsumDense",
+        "LocallyConnected1D",
+        "LocallyConnected2D",
     )
     if hasattr(tf.keras.layers, name)
 )
@@ -129,7 +140,7 @@ def _quantizer_name(quantizer):
 
 
 def _quantizer_kind(quantizer, kernel=False):
-    """"none", "ternary", "sign", "other" (known not to be a sign) or "custom" (unknown 1-bit)."""
+    """ "none", "ternary", "sign", "other" (known not to be a sign) or "custom" (unknown 1-bit)."""
     if quantizer is None:
         return "none"
     name = _quantizer_name(quantizer)
@@ -195,8 +206,7 @@ def _classify_conv(layer, input_kind, target):
         )
     if "custom" in (input_kind, _quantizer_kind(layer.kernel_quantizer, kernel=True)):
         return "unverified", (
-            "custom quantizer: LCE makes this conv binary only if the forward pass is "
-            "larq.math.sign; check parity"
+            "custom quantizer: LCE makes this conv binary only if the forward pass is larq.math.sign; check parity"
         )
     if layer.padding == "same" and layer.pad_values == 0:
         # Before the target check: a rewrite does not depend on the target.
@@ -207,8 +217,7 @@ def _classify_conv(layer, input_kind, target):
                 "zero-padded binary conv: on target xcore LCE falls back to float CONV_2D; use pad_values=1.0"
             )
         return "slow", (
-            "zero-padded binary conv: LceBconv2d plus an edge correction and no fused output; "
-            "pad_values=1.0 is faster"
+            "zero-padded binary conv: LceBconv2d plus an edge correction and no fused output; pad_values=1.0 is faster"
         )
     return "binary", None
 

@@ -88,8 +88,18 @@ def export(
         (1.0, True)
     """
     options = _Options(
-        class_names, target, input_type, overwrite, progress,
-        verify, allow_float, parity_threshold, samples, latency_runs, safe_mode, custom_objects or {}
+        class_names,
+        target,
+        input_type,
+        overwrite,
+        progress,
+        verify,
+        allow_float,
+        parity_threshold,
+        samples,
+        latency_runs,
+        safe_mode,
+        custom_objects or {},
     )
     _check_options(options)
     check_output_path(output_path, model_or_path, overwrite)
@@ -145,6 +155,7 @@ def _export(model_or_path, output_path, options):
             raise ExportError(f"{error}; the existing {output_path} was kept as it was", report=error.report) from error
         raise
 
+
 def _export_loaded(source, model_file, model, notes, output_path, temporary, options):
     model, preparation_notes = prepare_in_place(model)
     notes += preparation_notes
@@ -156,7 +167,9 @@ def _export_loaded(source, model_file, model, notes, output_path, temporary, opt
         data = verification_data(options.verify, model.inputs[0].shape[1:], options.samples)
     classification = classify_layers(model, options.target)
     check_findings(classification.findings, options.allow_float)
-    flatbuffer, diagnostics = convert_with_diagnostics(rewrite(model, classification), options.target, options.input_type)
+    flatbuffer, diagnostics = convert_with_diagnostics(
+        rewrite(model, classification), options.target, options.input_type
+    )
     flatbuffer = with_metadata(flatbuffer, _self_description(model, class_names, options.input_type))
     result = census(flatbuffer, model)
     notes += cross_check(result, classification, options.allow_float, diagnostics)
@@ -201,14 +214,20 @@ def check_output_path(path, model_or_path, overwrite, what="output", expected_st
             start = stream.read(8)
     except OSError as error:
         raise ExportError(f"{what} {path} exists and cannot be read ({error.strerror}): pass --overwrite to replace it")
-    looks_right = start[4:8] == expected_start if expected_start == TFLITE_IDENTIFIER else start.lstrip()[:1] == expected_start
+    looks_right = (
+        start[4:8] == expected_start if expected_start == TFLITE_IDENTIFIER else start.lstrip()[:1] == expected_start
+    )
     if not looks_right:
         kind = "a TFLite flatbuffer" if expected_start == TFLITE_IDENTIFIER else "a JSON report"
-        raise ExportError(f"{what} {path} exists and is not {kind}: refused, to keep it (pass --overwrite to replace it)")
+        raise ExportError(
+            f"{what} {path} exists and is not {kind}: refused, to keep it (pass --overwrite to replace it)"
+        )
 
 
 def _inside(path, directory):
-    return os.path.isdir(directory) and os.path.commonpath([os.path.abspath(path), os.path.abspath(directory)]) == os.path.abspath(directory)
+    return os.path.isdir(directory) and os.path.commonpath(
+        [os.path.abspath(path), os.path.abspath(directory)]
+    ) == os.path.abspath(directory)
 
 
 def _class_names(model_file, model, given):

@@ -38,7 +38,9 @@ def verification_data(source, input_shape, samples=SAMPLES, seed=0):
     elif str(source).endswith(".npz"):
         (x, y), about = _load_npz(source), os.path.basename(str(source))
     else:
-        raise ExportError(f"verification data must be fashion_mnist, folder:PATH, random or a .npz path, got {source!r}")
+        raise ExportError(
+            f"verification data must be fashion_mnist, folder:PATH, random or a .npz path, got {source!r}"
+        )
     x = np.asarray(x)
     if x.ndim == 0:
         raise ExportError(f"verification inputs ({about}) must be an array of inputs, got a scalar")
@@ -46,13 +48,17 @@ def verification_data(source, input_shape, samples=SAMPLES, seed=0):
     if x.shape[1:] != input_shape:
         raise ExportError(f"verification inputs ({about}) have shape {x.shape[1:]} but the model takes {input_shape}")
     if len(x) == 0 or x.dtype.kind not in "uif":
-        raise ExportError(f"verification inputs ({about}) must be a non-empty array of numbers, got {len(x)} of {x.dtype}")
+        raise ExportError(
+            f"verification inputs ({about}) must be a non-empty array of numbers, got {len(x)} of {x.dtype}"
+        )
     if not np.all(np.isfinite(x)):
         raise ExportError(f"verification inputs ({about}) hold NaN or infinite values")
     if y is not None:
         y = np.asarray(y)
         if y.ndim not in (1, 2) or y.shape[-1] == 0 or y.dtype.kind not in "uif" or not np.all(np.isfinite(y)):
-            raise ExportError(f"verification labels ({about}) must be class indices or one-hot rows, got {y.dtype} of shape {y.shape}")
+            raise ExportError(
+                f"verification labels ({about}) must be class indices or one-hot rows, got {y.dtype} of shape {y.shape}"
+            )
         y = (y.argmax(-1) if y.ndim == 2 else y)[:samples]
         if len(y) != len(x):
             raise ExportError(f"verification data ({about}) has {len(x)} inputs but {len(y)} labels")
@@ -83,7 +89,10 @@ def parity(model, flatbuffer, x, y=None, progress=None):
         x = np.clip(np.rint(x), 0, 255).astype(np.uint8)
     expected = _keras_outputs(model, x.astype(model.inputs[0].dtype.as_numpy_dtype)).reshape(len(x), -1)
     actual = np.concatenate(
-        [np.asarray(interpreter.predict(chunk)).reshape(len(chunk), -1) for chunk in _chunks(x.astype(file_input), progress)]
+        [
+            np.asarray(interpreter.predict(chunk)).reshape(len(chunk), -1)
+            for chunk in _chunks(x.astype(file_input), progress)
+        ]
     )
     difference = np.abs(expected.astype("float64") - actual)
     result = {
