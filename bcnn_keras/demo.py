@@ -11,7 +11,7 @@ Keras/LCE agreement, and one test image classified from the file by `bcnn_keras.
 import os
 import sys
 
-from bcnn_keras.cli import EXIT_BAD_INPUT, OneLineParser, fail, quiet_libraries
+from bcnn_keras.console import EXIT_BAD_INPUT, OneLineParser, fail, quiet_libraries
 
 # Test image 0 of Fashion-MNIST (an ankle boot), written as a PNG for the prediction.
 TEST_IMAGE_INDEX = 0

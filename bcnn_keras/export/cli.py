@@ -18,7 +18,7 @@ no library log lines, and errors stay one line.
 import contextlib
 import sys
 
-from bcnn_keras.cli import (
+from bcnn_keras.console import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     EXIT_UNEXPECTED,

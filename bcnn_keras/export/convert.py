@@ -15,7 +15,7 @@ import bcnn_keras  # noqa: F401  (used by the examples)
 from bcnn_keras import loading
 from bcnn_keras.export.defaults import INPUT_TYPE, INPUT_TYPES, TARGET
 from bcnn_keras.export.errors import ExportError
-from bcnn_keras.export.loading import in_phase_2
+from bcnn_keras.export.prepare import in_phase_2
 
 
 def convert(model, target=TARGET, input_type=INPUT_TYPE):

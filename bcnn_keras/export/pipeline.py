@@ -10,11 +10,11 @@ from bcnn_keras.export import defaults
 from bcnn_keras.export.census import census, cross_check
 from bcnn_keras.export.convert import convert_with_diagnostics
 from bcnn_keras.export.errors import ExportError
-from bcnn_keras.export.files import TFLITE_IDENTIFIER, atomic_output, check_directory
+from bcnn_keras.export.outputs import TFLITE_IDENTIFIER, atomic_output, check_directory
 from bcnn_keras.export.latency import latency_x86
 from bcnn_keras.export.lint import check_findings, classify_layers
 from bcnn_keras.export.metadata import with_metadata
-from bcnn_keras.export.loading import check_model, load_model, prepare_in_place
+from bcnn_keras.export.prepare import check_model, load_model, prepare_in_place
 from bcnn_keras.export.report import Report, write_report
 from bcnn_keras.export.rewrite import rewrite
 from bcnn_keras.export.verify import checked_parity, parity_failure, verification_data

@@ -15,7 +15,7 @@ import larq_compute_engine as lce
 import tensorflow as tf
 
 import bcnn_keras
-from bcnn_keras.export.files import atomic_output
+from bcnn_keras.export.outputs import atomic_output
 
 # Filled by export/benchmark_on_device.py; absent from the JSON until then.
 ON_DEVICE_FIELDS = ("latency_ms_arm", "latency_arm", "memory_arm")
