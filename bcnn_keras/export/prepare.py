@@ -85,7 +85,6 @@ def prepare_in_place(model):
     return model, notes
 
 
-
 def in_phase_2(model):
     """`model` itself if it has no phases or is in phase 2; else a copy in phase 2.
 
