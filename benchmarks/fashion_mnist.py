@@ -61,12 +61,12 @@ def export_and_verify(output_dir, samples):
     report = read_json(report_path)
     return {
         "exporter_exit_code": exit_code,
-        "size_bytes": report["size_bytes"],
-        "binary_mac_fraction": report["binary_mac_fraction"],
-        "top1_agreement": report["parity"]["top1_agreement"],
-        "samples": report["parity"]["samples"],
-        "tflite_top1": report["parity"]["tflite_accuracy"],
-        "latency_ms_x86": report["latency_ms_x86"],
+        "size_bytes": report.size_bytes,
+        "binary_mac_fraction": report.binary_mac_fraction,
+        "top1_agreement": report.parity.top1_agreement,
+        "samples": report.parity.samples,
+        "tflite_top1": report.parity.tflite_accuracy,
+        "latency_ms_x86": report.latency_ms_x86,
     }
 
 

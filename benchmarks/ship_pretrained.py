@@ -111,8 +111,7 @@ def reexport(into=None):
         os.replace(staged, folder / "model.tflite")
         os.replace(os.path.join(scratch, "record.json"), folder / "record.json")
     print(
-        f"exported {folder / 'model.tflite'}: {report.size_bytes:,} bytes, "
-        f"agreement {report.parity['top1_agreement']:.2%}"
+        f"exported {folder / 'model.tflite'}: {report.size_bytes:,} bytes, agreement {report.parity.top1_agreement:.2%}"
     )
 
 
@@ -137,7 +136,8 @@ def _exported_entry(report, path):
         "binary_mac_fraction": report.binary_mac_fraction,
         "class_names_inside": report.class_names is not None,
         "parity_10k": {
-            key: report.parity[key] for key in ("top1_agreement", "keras_accuracy", "tflite_accuracy", "samples")
+            key: getattr(report.parity, key)
+            for key in ("top1_agreement", "keras_accuracy", "tflite_accuracy", "samples")
         },
         "made_with": f"bcnn_keras.export.export(BCNN18(weights={DATASET!r}), 'model.tflite', "
         f"verify={DATASET!r}, samples={TEST_IMAGES}, class_names=...)",

@@ -51,7 +51,7 @@ _EXPORTS = {
     ),
     **dict.fromkeys(("check_model", "in_phase_2", "load_model", "prepare_in_place"), "prepare"),
     "export": "pipeline",
-    **dict.fromkeys(("Report", "format_report", "write_report"), "report"),
+    **dict.fromkeys(("Census", "Latency", "Parity", "Report", "format_report", "write_report"), "report"),
     "rewrite": "rewrite",
     **dict.fromkeys(("checked_parity", "parity", "verification_data"), "verify"),
 }
