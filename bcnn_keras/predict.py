@@ -58,7 +58,7 @@ def read_bitpacked_model(path):
         b'TFL3'
     """
     from bcnn_keras.export.outputs import TFLITE_IDENTIFIER
-    from bcnn_keras.loading import first_line
+    from bcnn_keras.console import first_line
 
     if not os.path.isfile(path):
         raise PredictError(f"{path}: no such file")
@@ -94,7 +94,7 @@ class BitpackedModel:
 
     def __init__(self, path, classes_path=None, threads=1):
         from bcnn_keras.export.latency import lce_interpreter
-        from bcnn_keras.loading import first_line
+        from bcnn_keras.console import first_line
 
         self.path = os.fspath(path)
         flatbuffer = read_bitpacked_model(self.path)

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from bcnn_keras import data, loading
+from bcnn_keras import console, data
 from bcnn_keras.data import DatasetNotFoundError, load_fashion_mnist_arrays
 from bcnn_keras.export.defaults import SAMPLES
 from bcnn_keras.export.errors import ExportError
@@ -161,7 +161,7 @@ def _load_npz(path):
     except ExportError:
         raise
     except Exception as error:  # a corrupt file raises anything from EOFError to BadZipFile
-        raise ExportError(f"{path}: cannot read verification data ({loading.first_line(error)})") from error
+        raise ExportError(f"{path}: cannot read verification data ({console.first_line(error)})") from error
 
 
 def _keras_outputs(model, x, batch_size=32):
