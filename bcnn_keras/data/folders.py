@@ -13,8 +13,10 @@ from bcnn_keras.data.registry import (
     DEFAULT_VALIDATION_SPLIT,
     FOLDER_PREFIX,
     DatasetNotFoundError,
+    DATASETS,
     DatasetSpec,
     ImageFolderError,
+    is_folder,
 )
 from bcnn_keras.files import write_json
 from bcnn_keras.console import first_line
@@ -321,3 +323,20 @@ def read_class_names(path, classes=None):
     if classes is not None and len(names) != classes:
         raise ValueError(f"{path}: {len(names)} class names, but the model has {classes} outputs")
     return names
+
+
+def dataset_spec(name, image_size=None):
+    """The `DatasetSpec` of a supported dataset name, or of `folder:PATH` (scanned: its classes,
+    channels and image size, `image_size` if given, else its first image's).
+
+    Example:
+        >>> dataset_spec("fashion_mnist").image_shape
+        (28, 28, 1)
+    """
+    if is_folder(name):
+        return scan_image_folder(name[len(FOLDER_PREFIX) :]).spec(image_size)
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)} or folder:PATH")
+    if image_size is not None:
+        raise ValueError(f"image_size is for folder:PATH datasets only; {name} images keep their size")
+    return DATASETS[name]

@@ -2,8 +2,8 @@
 
 import tensorflow as tf
 
-from bcnn_keras.data.folders import scan_image_folder
-from bcnn_keras.data.registry import AUGMENTATIONS, FOLDER_PREFIX, VALIDATION_SPLIT, dataset_spec, is_folder
+from bcnn_keras.data.folders import dataset_spec, scan_image_folder
+from bcnn_keras.data.registry import AUGMENTATIONS, FOLDER_PREFIX, VALIDATION_SPLIT, is_folder
 from bcnn_keras.data.sources import _folder_source, _split_source
 
 

@@ -82,22 +82,3 @@ def is_folder(name):
         (True, False)
     """
     return str(name).startswith(FOLDER_PREFIX)
-
-
-def dataset_spec(name, image_size=None):
-    """The `DatasetSpec` of a supported dataset name, or of `folder:PATH` (scanned: its classes,
-    channels and image size, `image_size` if given, else its first image's).
-
-    Example:
-        >>> dataset_spec("fashion_mnist").image_shape
-        (28, 28, 1)
-    """
-    if is_folder(name):
-        from bcnn_keras.data.folders import scan_image_folder
-
-        return scan_image_folder(name[len(FOLDER_PREFIX) :]).spec(image_size)
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)} or folder:PATH")
-    if image_size is not None:
-        raise ValueError(f"image_size is for folder:PATH datasets only; {name} images keep their size")
-    return DATASETS[name]
