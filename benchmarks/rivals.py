@@ -28,7 +28,7 @@ Writes JSON and a PNG (test top-1 against bytes and against latency, the Pareto 
 
     python benchmarks/rivals.py           # make bench-rivals (hours on 2 cores)
     python benchmarks/rivals.py --smoke   # every row for a few steps
-    python benchmarks/rivals.py --seeds 0 --binary-rows BCNN8,BCNN6   # a part of the binary rows
+    python benchmarks/rivals.py --seeds 0 --binary-rows BCNN8,BCNN6 --int8-rows none   # a part of the rows
 """
 
 import argparse
@@ -423,6 +423,12 @@ def main():
     )
     parser.add_argument("--runs", type=int, default=50, help="timed runs per file and round")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--int8-rows",
+        type=_int8_rows,
+        default=list(zoo.SMALL_CNNS),
+        help=f"int8 rivals to train and time, in this order, comma-separated ({', '.join(zoo.SMALL_CNNS)}), or none",
+    )
     parser.add_argument("--seeds", type=_seeds, default=SEEDS, help="seeds of the binary rows, e.g. 0,1")
     parser.add_argument(
         "--binary-rows",
@@ -439,7 +445,7 @@ def main():
     started = time.time()
 
     rows = {}
-    for name in zoo.SMALL_CNNS:
+    for name in args.int8_rows:
         rows.update(int8_rows(name, args.output_dir, args.smoke))
     rows[REFERENCE] = shipped_row()
     rows.update(binary_rows(args.binary_rows, seeds, args.output_dir, args.smoke))
@@ -492,14 +498,23 @@ def _seeds(text):
         raise argparse.ArgumentTypeError(f"seeds are whole numbers separated by commas, not {text!r}") from None
 
 
-def _binary_rows(text):
-    names = [] if text == "none" else text.split(",")
-    unknown = [name for name in names if name not in BINARY_ROWS]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"no binary row {', '.join(unknown)}; the rows: {', '.join(BINARY_ROWS)}, or none"
-        )
-    return names
+def _row_names(kind, known):
+    """An argparse type: comma-separated names out of `known`, or none."""
+
+    def parse(text):
+        names = [] if text == "none" else text.split(",")
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise argparse.ArgumentTypeError(
+                f"no {kind} row {', '.join(unknown)}; the rows: {', '.join(known)}, or none"
+            )
+        return names
+
+    return parse
+
+
+_binary_rows = _row_names("binary", BINARY_ROWS)
+_int8_rows = _row_names("int8", zoo.SMALL_CNNS)
 
 
 def print_tables(rows, at_224):
