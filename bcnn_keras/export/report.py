@@ -152,14 +152,8 @@ class Report(_Record):
             model=source,
             output=os.fspath(output_path),
             target=target,
-            size_bytes=census.size_bytes,
-            predicted_size_bytes=census.predicted_size_bytes,
-            ops=census.ops,
-            macs=census.macs,
-            binary_mac_fraction=census.binary_mac_fraction,
-            bytes=census.bytes,
+            **dataclasses.asdict(census),  # every field of a census is one of the report's
             float_layers=_layers_of_kind(findings, "float"),
-            float_ops=census.float_ops,
             rewritten_layers=_layers_of_kind(findings, "rewrite"),
             warnings=warnings
             + [f"layer {f.layer!r}: {f.reason}" for f in findings if f.kind in ("slow", "unverified")],
