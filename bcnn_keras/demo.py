@@ -11,7 +11,7 @@ Keras/LCE agreement, and one test image classified from the file by `bcnn_keras.
 import os
 import sys
 
-from bcnn_keras.cli import EXIT_BAD_INPUT, OneLineParser, fail, quiet_libraries
+from bcnn_keras.console import EXIT_BAD_INPUT, OneLineParser, fail, quiet_libraries
 
 # Test image 0 of Fashion-MNIST (an ankle boot), written as a PNG for the prediction.
 TEST_IMAGE_INDEX = 0
@@ -64,7 +64,7 @@ def summary_lines(run_dir):
         raise ValueError(f"{run_dir}/config.json is from another version of the training CLI ({error})") from error
     report = Report.from_dict(read_json(os.path.join(run_dir, "report.json")))
     parity = report.parity
-    if not parity or parity.get("keras_accuracy") is None:
+    if not parity or parity.keras_accuracy is None:
         raise ValueError(
             f"{run_dir}/report.json has no parity check on labelled data: export with --verify fashion_mnist"
         )
@@ -75,14 +75,13 @@ def summary_lines(run_dir):
     best = result["top"][0]
     shipped = pretrained.SHIPPED[("BCNN18", "fashion_mnist")]
     return [
-        f"accuracy     {parity['keras_accuracy']:.2%} (Keras), {parity['tflite_accuracy']:.2%} (the .tflite) on "
-        f"{parity['samples']:,} test images after {config.phase1_epochs}+{config.phase2_epochs} epochs; "
+        f"accuracy     {parity.keras_accuracy:.2%} (Keras), {parity.tflite_accuracy:.2%} (the .tflite) on "
+        f"{parity.samples:,} test images after {config.phase1_epochs}+{config.phase2_epochs} epochs; "
         f'the shipped trained BCNN18 (weights="fashion_mnist"): {shipped.top1:.2%}',
         f"file size    {report.size_bytes:,} bytes, {twin_bytes / report.size_bytes:.1f}x smaller than "
         f"the float twin's {twin_bytes:,}",
         f"binary MACs  {report.binary_mac_fraction:.1%} of the file's MACs are 1-bit x 1-bit",
-        f"agreement    Keras and LCE agree on top-1 for {parity['top1_agreement']:.2%} of "
-        f"{parity['samples']:,} test images",
+        f"agreement    Keras and LCE agree on top-1 for {parity.top1_agreement:.2%} of {parity.samples:,} test images",
         f"one image    {image}: {best['name']} ({best['score']:.2f}) in {result['time_ms']:.2f} ms "
         f"(its label: {label})",
     ]

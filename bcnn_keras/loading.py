@@ -22,22 +22,15 @@ import zipfile
 import tensorflow as tf
 
 import bcnn_keras
+from bcnn_keras.console import first_line
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 # Layer classes whose configuration is deserialized into Python functions.
 CODE_LAYERS = ("Lambda",)
-_MESSAGE_LIMIT = 300
 
 
 class ModelFileError(ValueError):
     """A model file that cannot or may not be loaded, as one line."""
-
-
-def first_line(error, limit=_MESSAGE_LIMIT):
-    """The first non-empty line of an exception's message, cut to `limit` characters."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _check_path(path):

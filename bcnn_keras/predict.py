@@ -37,7 +37,7 @@ import time
 import numpy as np
 
 import bcnn_keras
-from bcnn_keras.cli import EXIT_BAD_INPUT, EXIT_UNEXPECTED, OneLineParser, Progress, fail, quiet_libraries
+from bcnn_keras.console import EXIT_BAD_INPUT, EXIT_UNEXPECTED, OneLineParser, Progress, fail, quiet_libraries
 
 LCE_OPS = ("LceBconv2d", "LceQuantize")
 INPUT_TYPES = (np.float32, np.uint8)
@@ -57,8 +57,8 @@ def read_bitpacked_model(path):
         >>> read_bitpacked_model(shipped.tflite_path)[4:8]
         b'TFL3'
     """
-    from bcnn_keras.export.files import TFLITE_IDENTIFIER
-    from bcnn_keras.loading import first_line
+    from bcnn_keras.export.outputs import TFLITE_IDENTIFIER
+    from bcnn_keras.console import first_line
 
     if not os.path.isfile(path):
         raise PredictError(f"{path}: no such file")
@@ -94,7 +94,7 @@ class BitpackedModel:
 
     def __init__(self, path, classes_path=None, threads=1):
         from bcnn_keras.export.latency import lce_interpreter
-        from bcnn_keras.loading import first_line
+        from bcnn_keras.console import first_line
 
         self.path = os.fspath(path)
         flatbuffer = read_bitpacked_model(self.path)

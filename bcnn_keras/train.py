@@ -22,7 +22,7 @@ import sys
 import types
 import typing
 
-from bcnn_keras.cli import EXIT_BAD_INPUT, OneLineParser, fail, quiet_libraries
+from bcnn_keras.console import EXIT_BAD_INPUT, OneLineParser, fail, quiet_libraries
 
 LIBRARY_LOGS = "--library-logs"
 

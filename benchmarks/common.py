@@ -2,6 +2,7 @@
 ran them."""
 
 import contextlib
+import dataclasses
 import os
 import shlex
 import shutil
@@ -40,7 +41,7 @@ def machine():
 def interleaved_latencies(flatbuffers, settings, runs, rounds):
     """Latency of every flatbuffer (a dict name -> bytes), timed in `rounds` that each visit every
     model once, so that a slow spell of a noisy machine is spread over all of them. `settings`
-    go to `bcnn_keras.export.latency_x86`. Median and p10/p90 of all runs."""
+    go to `bcnn_keras.export.latency_x86`. Median and p10/p90 of all runs, as JSON data."""
     from bcnn_keras import export
 
     timings = {name: [] for name in flatbuffers}
@@ -48,13 +49,13 @@ def interleaved_latencies(flatbuffers, settings, runs, rounds):
     for _ in range(rounds):
         for name, flatbuffer in flatbuffers.items():
             last[name] = export.latency_x86(flatbuffer, runs=runs, keep_timings=True, **settings)
-            timings[name] += last[name].pop("timings_ms")
+            timings[name] += last[name].timings_ms
     return {
         name: {
-            **last[name],
-            "runs": len(values),
+            **dataclasses.replace(
+                last[name], timings_ms=None, runs=len(values), **export.latency_summary(values)
+            ).to_dict(),
             "rounds": rounds,
-            **export.latency_summary(values),
         }
         for name, values in timings.items()
     }

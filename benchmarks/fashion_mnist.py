@@ -22,6 +22,7 @@ import time
 
 import recipes
 from bcnn_keras.export.defaults import BENCHMARK_PARITY_THRESHOLD
+from bcnn_keras.export.report import Report
 from bcnn_keras.files import read_json
 from bcnn_keras.run_dir import TEACHER, read_test_result
 from common import REPO, RESULTS_DIR, fresh_run_dir, machine, png_plot, run_training, write_json
@@ -58,15 +59,15 @@ def export_and_verify(output_dir, samples):
     exit_code = subprocess.run(command, cwd=REPO).returncode
     if not os.path.exists(report_path):
         sys.exit(f"error: the export failed (exit code {exit_code}) before it wrote {report_path}")
-    report = read_json(report_path)
+    report = Report.from_dict(read_json(report_path))
     return {
         "exporter_exit_code": exit_code,
-        "size_bytes": report["size_bytes"],
-        "binary_mac_fraction": report["binary_mac_fraction"],
-        "top1_agreement": report["parity"]["top1_agreement"],
-        "samples": report["parity"]["samples"],
-        "tflite_top1": report["parity"]["tflite_accuracy"],
-        "latency_ms_x86": report["latency_ms_x86"],
+        "size_bytes": report.size_bytes,
+        "binary_mac_fraction": report.binary_mac_fraction,
+        "top1_agreement": report.parity.top1_agreement,
+        "samples": report.parity.samples,
+        "tflite_top1": report.parity.tflite_accuracy,
+        "latency_ms_x86": report.latency_ms_x86,
     }
 
 

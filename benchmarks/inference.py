@@ -72,11 +72,11 @@ def convert_and_count(build):
     flatbuffer = export.convert(model)
     census = export.census(flatbuffer)
     result = {
-        "size_bytes": census["size_bytes"],
-        "binary_macs": census["macs"]["binary"],
-        "float_macs": census["macs"]["float"],
-        "binary_mac_fraction": census["binary_mac_fraction"],
-        "ops": census["ops"],
+        "size_bytes": census.size_bytes,
+        "binary_macs": census.macs["binary"],
+        "float_macs": census.macs["float"],
+        "binary_mac_fraction": census.binary_mac_fraction,
+        "ops": census.ops,
     }
     tf.keras.backend.clear_session()
     return flatbuffer, result

@@ -330,7 +330,7 @@ def convert_224(output_dir, smoke):
         facts[name] = {
             "kind": kind,
             "size_bytes": len(files[name]),
-            "binary_mac_fraction": census["binary_mac_fraction"],
+            "binary_mac_fraction": census.binary_mac_fraction,
             "imagenet_top1": QUOTED_224.get(name, {}).get("imagenet_top1"),
             "imagenet_source": QUOTED_224.get(name, {}).get("imagenet_source"),
             "arm_latency": QUOTED_224.get(name, {}).get("arm_ms", "n/a"),

@@ -23,7 +23,7 @@ os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 import numpy as np  # noqa: E402
 
 import bcnn_keras  # noqa: E402
-from bcnn_keras import cli, data, export, loading, pretrained  # noqa: E402
+from bcnn_keras import console, data, export, loading, pretrained  # noqa: E402
 from bcnn_keras.files import read_json, write_json  # noqa: E402
 from bcnn_keras.export.defaults import BENCHMARK_PARITY_THRESHOLD  # noqa: E402
 
@@ -32,7 +32,7 @@ TEST_IMAGES = 10_000  # the whole test split, for the parity check
 
 
 def main():
-    parser = cli.OneLineParser(description=__doc__.splitlines()[0])
+    parser = console.OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("result_json", nargs="?", help="the accuracy benchmark's result JSON")
     parser.add_argument("run_dir", nargs="?", help="the benchmark's --output-dir (holds model.keras and config.json)")
     parser.add_argument("--into", help="write the files here instead of the package's shipped folder")
@@ -45,14 +45,14 @@ def main():
     args = parser.parse_args()
     if not args.tflite_only and not (args.result_json and args.run_dir):
         parser.error("give RESULT_JSON and RUN_DIR, or --tflite-only")
-    cli.quiet_libraries()
+    console.quiet_libraries()
     try:
         if args.tflite_only:
             reexport(args.into)
         else:
             ship(args.result_json, args.run_dir, args.into)
     except (OSError, ValueError, KeyError, export.ExportError) as error:
-        sys.exit(cli.fail(error, cli.EXIT_BAD_INPUT))
+        sys.exit(console.fail(error, console.EXIT_BAD_INPUT))
 
 
 def ship(result_json, run_dir, into=None):
@@ -111,8 +111,7 @@ def reexport(into=None):
         os.replace(staged, folder / "model.tflite")
         os.replace(os.path.join(scratch, "record.json"), folder / "record.json")
     print(
-        f"exported {folder / 'model.tflite'}: {report.size_bytes:,} bytes, "
-        f"agreement {report.parity['top1_agreement']:.2%}"
+        f"exported {folder / 'model.tflite'}: {report.size_bytes:,} bytes, agreement {report.parity.top1_agreement:.2%}"
     )
 
 
@@ -137,7 +136,8 @@ def _exported_entry(report, path):
         "binary_mac_fraction": report.binary_mac_fraction,
         "class_names_inside": report.class_names is not None,
         "parity_10k": {
-            key: report.parity[key] for key in ("top1_agreement", "keras_accuracy", "tflite_accuracy", "samples")
+            key: getattr(report.parity, key)
+            for key in ("top1_agreement", "keras_accuracy", "tflite_accuracy", "samples")
         },
         "made_with": f"bcnn_keras.export.export(BCNN18(weights={DATASET!r}), 'model.tflite', "
         f"verify={DATASET!r}, samples={TEST_IMAGES}, class_names=...)",

@@ -44,9 +44,9 @@ def main():
         input_type: {
             "size_bytes": report.size_bytes,
             "ops": report.ops,
-            "top1_agreement": report.parity["top1_agreement"],
-            "tflite_accuracy": report.parity["tflite_accuracy"],
-            "keras_accuracy": report.parity["keras_accuracy"],
+            "top1_agreement": report.parity.top1_agreement,
+            "tflite_accuracy": report.parity.tflite_accuracy,
+            "keras_accuracy": report.parity.keras_accuracy,
             "latency": latencies[input_type],
         }
         for input_type, report in reports.items()

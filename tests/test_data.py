@@ -23,7 +23,7 @@ def idx_dir(tmp_path):
     """A Fashion-MNIST-shaped dataset in IDX files: 96 train and 40 test images."""
     rng = np.random.default_rng(0)
     for split, count in (("train", 96), ("test", 40)):
-        image_file, label_file = data._IDX_FILES[split]
+        image_file, label_file = data.sources._IDX_FILES[split]
         _write_idx(tmp_path / image_file, rng.integers(0, 256, (count, 28, 28)))
         _write_idx(tmp_path / label_file, rng.integers(0, 10, count))
     return tmp_path
@@ -37,7 +37,7 @@ def test_idx_reader_round_trips(idx_dir):
     images, labels = data.load_fashion_mnist_arrays("test", data_dir=str(idx_dir))
     assert images.shape == (40, 28, 28, 1) and images.dtype == np.uint8
     assert labels.shape == (40,) and labels.dtype == np.int64
-    with gzip.open(idx_dir / data._IDX_FILES["test"][0]) as stream:
+    with gzip.open(idx_dir / data.sources._IDX_FILES["test"][0]) as stream:
         raw = np.frombuffer(stream.read(), np.uint8, offset=16)
     np.testing.assert_array_equal(images.ravel(), raw)
 
@@ -103,7 +103,7 @@ def test_training_without_augmentation_shuffles_the_images_themselves(idx_dir):
 
 
 def test_missing_fashion_mnist_says_how_to_get_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "FASHION_MNIST_DIR", str(tmp_path / "not-installed"))
+    monkeypatch.setattr(data.sources, "FASHION_MNIST_DIR", str(tmp_path / "not-installed"))
     # Then tensorflow-datasets is tried, and it cannot download here.
     with pytest.raises(data.DatasetNotFoundError, match="apt-get install dataset-fashion-mnist"):
         data.make_dataset("fashion_mnist", "train", 32, data_dir=str(tmp_path / "tfds"))
@@ -122,8 +122,8 @@ def test_unknown_dataset_is_refused():
 
 def test_imagenet_eval_preprocessing_center_crops_to_224():
     image = tf.random.uniform((300, 400, 3), 0, 255)
-    assert data._center_crop(image).shape == (224, 224, 3)
-    assert data._random_resized_crop(image, tf.constant([1, 2])).shape == (224, 224, 3)
+    assert data.pipeline._center_crop(image).shape == (224, 224, 3)
+    assert data.pipeline._random_resized_crop(image, tf.constant([1, 2])).shape == (224, 224, 3)
 
 
 def test_flip_augmentation_only_mirrors_images(idx_dir):

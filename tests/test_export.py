@@ -314,14 +314,14 @@ def default_bcnn18_report(tmp_path_factory):
 
 def test_default_bcnn18_is_100_percent_binary_within_1_6_mb(default_bcnn18_report):
     report = default_bcnn18_report
-    assert report["binary_mac_fraction"] == 1.0
-    assert report["size_bytes"] <= 1_600_000
-    assert report["ops"]["LceBconv2d"] == 18
-    assert report["bytes"]["bitpacked_weights"] > 0.9 * report["size_bytes"]
+    assert report.binary_mac_fraction == 1.0
+    assert report.size_bytes <= 1_600_000
+    assert report.ops["LceBconv2d"] == 18
+    assert report.bytes["bitpacked_weights"] > 0.9 * report.size_bytes
     # lq.models.summary's prediction is close for a fully binary model (unlike with QuantDense).
-    assert 0.9 < report["size_bytes"] / report["predicted_size_bytes"] < 1.2
-    assert report["latency_ms_x86"] > 0 and report["latency_x86"]["runs"] == 10
-    assert "timings_ms" not in report["latency_x86"]  # a report keeps the summary only
+    assert 0.9 < report.size_bytes / report.predicted_size_bytes < 1.2
+    assert report.latency_ms_x86 > 0 and report.latency_x86.runs == 10
+    assert report.latency_x86.timings_ms is None  # a report keeps the summary only
 
 
 def test_rewrite_turns_binary_quantdense_into_an_identical_1x1_binary_conv():
@@ -340,28 +340,28 @@ def test_model_with_binary_quantdense_exports_100_percent_binary(tmp_path):
     model = randomize_statistics(larq_model(stem="binary", head="quant_dense", input_shape=(8, 8, 32)))
     x = feature_inputs(200, (8, 8, 32))
     report = export.export(model, tmp_path / "m.tflite", verify=(x, None), latency_runs=0)
-    assert report["rewritten_layers"][0]["layer"] == "head"
-    assert report["binary_mac_fraction"] == 1.0
-    assert "FULLY_CONNECTED" not in report["ops"] and report["ops"]["LceBconv2d"] == 4
-    assert report["parity"]["top1_agreement"] >= 0.995
+    assert report.rewritten_layers[0]["layer"] == "head"
+    assert report.binary_mac_fraction == 1.0
+    assert "FULLY_CONNECTED" not in report.ops and report.ops["LceBconv2d"] == 4
+    assert report.parity.top1_agreement >= 0.995
     # A float32 FULLY_CONNECTED would have made the file larger than larq's 1-bit prediction.
-    assert report["size_bytes"] < 1.5 * report["predicted_size_bytes"]
+    assert report.size_bytes < 1.5 * report.predicted_size_bytes
 
 
 def test_census_counts_binary_and_float_macs_and_bytes_from_the_flatbuffer():
     model = larq_model(stem="float", head="dense")
     result = export.census(export.convert(model), model)
     profile = lq.models.ModelProfile(model)  # exact for plain larq layers
-    assert result["macs"]["binary"] == profile.op_count("mac", 1) == 28 * 28 * 32 * 9 * 64 + 14 * 14 * 64 * 9 * 64
-    assert result["macs"]["float"] == profile.op_count("mac", 32) == 28 * 28 * 9 * 32 + 64 * CLASSES
-    assert result["binary_mac_fraction"] == pytest.approx(
-        result["macs"]["binary"] / (result["macs"]["binary"] + result["macs"]["float"])
+    assert result.macs["binary"] == profile.op_count("mac", 1) == 28 * 28 * 32 * 9 * 64 + 14 * 14 * 64 * 9 * 64
+    assert result.macs["float"] == profile.op_count("mac", 32) == 28 * 28 * 9 * 32 + 64 * CLASSES
+    assert result.binary_mac_fraction == pytest.approx(
+        result.macs["binary"] / (result.macs["binary"] + result.macs["float"])
     )
     packed = 64 * 9 * (32 // 32) * 4 + 64 * 9 * (64 // 32) * 4  # int32 words of 32 channels
-    assert result["bytes"]["bitpacked_weights"] == packed
-    assert result["bytes"]["float_parameters"] >= 4 * (32 * 9 + 64 * CLASSES)
-    assert sum(result["bytes"].values()) == result["size_bytes"]
-    assert [op["op"] for op in result["float_ops"]] == ["CONV_2D", "FULLY_CONNECTED"]
+    assert result.bytes["bitpacked_weights"] == packed
+    assert result.bytes["float_parameters"] >= 4 * (32 * 9 + 64 * CLASSES)
+    assert sum(result.bytes.values()) == result.size_bytes
+    assert [op["op"] for op in result.float_ops] == ["CONV_2D", "FULLY_CONNECTED"]
 
 
 def single_layer_model(layer, channels=64):
@@ -400,15 +400,15 @@ def test_lint_predicts_what_lce_does(tmp_path, target, layer, kind):
         parity_threshold=0.9,
         latency_runs=0,
     )
-    float_ops = [op for op in report["ops"] if op in FLOAT_MATRIX_OPS]
-    assert bool(float_ops) == (kind == "float"), report["ops"]
-    assert [f["layer"] for f in report["float_layers"]] == ([findings[0].layer] if kind == "float" else [])
+    float_ops = [op for op in report.ops if op in FLOAT_MATRIX_OPS]
+    assert bool(float_ops) == (kind == "float"), report.ops
+    assert [f["layer"] for f in report.float_layers] == ([findings[0].layer] if kind == "float" else [])
 
 
 def test_lce_diagnostics_reach_the_report(tmp_path):
     model = single_layer_model(binary_conv(64, groups=4))
     report = export.export(model, tmp_path / "m.tflite", allow_float=True, latency_runs=0)
-    assert any("Invalid binary grouped convolution" in warning for warning in report["warnings"])
+    assert any("Invalid binary grouped convolution" in warning for warning in report.warnings)
 
 
 class TfSign(lq.quantizers.Quantizer):
@@ -427,8 +427,8 @@ def test_silent_float_fallback_of_an_unknown_quantizer_is_caught(tmp_path):
         export.export(model, tmp_path / "m.tflite", latency_runs=0)
     assert files_in(tmp_path) == []
     report = export.export(model, tmp_path / "m.tflite", allow_float=True, latency_runs=0)
-    assert report["ops"]["CONV_2D"] == 1 and report["binary_mac_fraction"] == 0
-    assert any("did not predict" in warning for warning in report["warnings"])
+    assert report.ops["CONV_2D"] == 1 and report.binary_mac_fraction == 0
+    assert any("did not predict" in warning for warning in report.warnings)
 
 
 def test_ternary_input_is_refused_even_with_allow_float(tmp_path):
@@ -444,8 +444,8 @@ def test_phase_1_model_is_exported_in_phase_2_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match="training phase 1"):
         report = export.export(model, tmp_path / "m.tflite", latency_runs=0)
     assert bcnn_keras.get_phase(model) == 1  # the caller's model is left as it was
-    assert "training phase 1" in report["warnings"][0]
-    assert report["binary_mac_fraction"] == 1.0
+    assert "training phase 1" in report.warnings[0]
+    assert report.binary_mac_fraction == 1.0
 
 
 def test_mixed_precision_model_is_rebuilt_as_float32(tmp_path):
@@ -459,8 +459,8 @@ def test_mixed_precision_model_is_rebuilt_as_float32(tmp_path):
         report = export.export(
             model, tmp_path / "m.tflite", verify="random", samples=50, parity_threshold=0.9, latency_runs=0
         )
-    assert report["binary_mac_fraction"] == 1.0
-    assert report["parity"]["top1_agreement"] >= 0.9  # float16 Keras vs float32 LCE
+    assert report.binary_mac_fraction == 1.0
+    assert report.parity.top1_agreement >= 0.9  # float16 Keras vs float32 LCE
 
 
 def test_parity_below_threshold_fails_without_output_but_with_report(tmp_path):
@@ -572,6 +572,6 @@ def test_generated_architectures_export_fully_binary_and_pass_parity(tmp_path_fa
     model = randomize_statistics(build(architecture), seed=seed)
     output = tmp_path_factory.mktemp("generated") / "m.tflite"
     report = export.export(model, output, verify="random", samples=100, latency_runs=0)
-    assert report["binary_mac_fraction"] == 1.0
-    assert report["float_layers"] == [] and not FLOAT_MATRIX_OPS & set(report["ops"])
-    assert report["parity"]["passed"]
+    assert report.binary_mac_fraction == 1.0
+    assert report.float_layers == [] and not FLOAT_MATRIX_OPS & set(report.ops)
+    assert report.parity.passed

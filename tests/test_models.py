@@ -213,10 +213,10 @@ def test_each_ablation_switch_makes_exactly_its_layers_float(switch, tmp_path):
         export.export(model, tmp_path / "refused.tflite", latency_runs=0)
     assert not (tmp_path / "refused.tflite").exists()
     report = export.export(model, tmp_path / "allowed.tflite", allow_float=True, latency_runs=0)
-    assert {entry["layer"] for entry in report["float_layers"]} == float_layers
-    assert report["ops"][float_op] == len(float_layers)
-    assert 0.9 < report["binary_mac_fraction"] < 1.0
-    assert report["ops"]["LceBconv2d"] == 18 - (switch != "shortcut")
+    assert {entry["layer"] for entry in report.float_layers} == float_layers
+    assert report.ops[float_op] == len(float_layers)
+    assert 0.9 < report.binary_mac_fraction < 1.0
+    assert report.ops["LceBconv2d"] == 18 - (switch != "shortcut")
 
 
 def test_larq_zoo_layout_initializes_from_its_float_twin():

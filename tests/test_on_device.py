@@ -4,7 +4,6 @@ The fakes log their arguments and answer like a device would: the benchmark comm
 canned `lce_benchmark_model` output. No device is involved (none was available here).
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -54,10 +53,9 @@ elif "device-tree/model" in command:
 
 
 def load_script():
-    spec = importlib.util.spec_from_file_location("benchmark_on_device", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from bcnn_keras.export import on_device
+
+    return on_device
 
 
 @pytest.fixture
@@ -232,3 +230,19 @@ def test_parse_benchmark_output_reads_prefixed_lines_and_memory():
         "warmup_avg_ms": 25.0,
         "init_ms": 0.9,
     }
+
+
+def test_the_tool_runs_from_a_clone_and_loads_no_tensorflow(tmp_path):
+    """The script runs with Python alone: the package's on-device module imports no TensorFlow."""
+    check = (
+        "import runpy, sys\n"
+        f"sys.argv = ['benchmark_on_device.py', {str(tmp_path / 'm.tflite')!r}, '--android', '--dry-run']\n"
+        f"(open({str(tmp_path / 'm.tflite')!r}, 'wb').write(b'TFL3'))\n"
+        "try:\n"
+        f"    runpy.run_path({str(SCRIPT)!r}, run_name='__main__')\n"
+        "except SystemExit as done:\n"
+        "    print('exit', done.code, 'tensorflow' in sys.modules)\n"
+    )
+    process = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert process.stdout.splitlines()[-1] == "exit 0 False", process.stderr
+    assert "adb push" in process.stdout

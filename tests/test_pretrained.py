@@ -36,7 +36,7 @@ def test_shipped_tflite_is_the_export_of_the_shipped_weights():
     images, labels = bcnn_keras.data.load_fashion_mnist_arrays("test")
     model = bcnn_keras.BCNN18(weights="fashion_mnist")
     result = parity(model, flatbuffer, images[:1000].astype("float32"), labels[:1000])
-    assert result["top1_agreement"] >= 0.998
+    assert result.top1_agreement >= 0.998
     assert bcnn_keras.data.read_class_names(SHIPPED.tflite_path.parent / "classes.json", 10)[9] == "Ankle boot"
 
 

@@ -12,9 +12,9 @@ SavedModel conversion falls back to another path with only a warning). Each step
 of those into a clear `ExportError` or an exact rewrite, and the census and parity check prove
 what the written file computes.
 
-One module per step: `loading`, `lint`, `rewrite`, `convert`, `census`, `verify`, `latency`,
+One module per step: `prepare`, `lint`, `rewrite`, `convert`, `census`, `verify`, `latency`,
 `report` (the `Report` dataclass, its JSON and its table) and `pipeline`; `cli` is the command
-line, `defaults` the targets and defaults they share, `files` the atomic output files and
+line, `defaults` the targets and defaults they share, `outputs` the atomic output files and
 `errors` the `ExportError`. Where a step function has its module's name (`lint`, `rewrite`,
 `convert`, `census`), `export.<name>` is the function; the module's other names come from
 `from bcnn_keras.export.<name> import ...`.
@@ -49,12 +49,12 @@ _EXPORTS = {
     **dict.fromkeys(
         ("Classification", "Finding", "binary_layers", "check_findings", "classify_layers", "lint"), "lint"
     ),
-    **dict.fromkeys(("check_model", "in_phase_2", "load_model", "prepare", "prepare_in_place"), "loading"),
+    **dict.fromkeys(("check_model", "in_phase_2", "load_model", "prepare_in_place"), "prepare"),
     "export": "pipeline",
-    **dict.fromkeys(("Report", "format_report", "write_report"), "report"),
+    **dict.fromkeys(("Census", "Latency", "Parity", "Report", "format_report", "write_report"), "report"),
     "rewrite": "rewrite",
     **dict.fromkeys(("checked_parity", "parity", "verification_data"), "verify"),
 }
 
-__all__ = sorted([*_EXPORTS, "loading"])
-lazy_package(__name__, _EXPORTS, ("loading",))
+__all__ = sorted([*_EXPORTS, "prepare"])
+lazy_package(__name__, _EXPORTS, ("prepare",))

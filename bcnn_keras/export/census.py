@@ -9,6 +9,7 @@ from tensorflow.lite.python import schema_py_generated as schema
 
 import bcnn_keras  # noqa: F401  (used by the examples)
 from bcnn_keras.export.errors import ExportError
+from bcnn_keras.export.report import Census
 
 BINARY_CONV_OP = "LceBconv2d"
 FLOAT_MATRIX_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
@@ -83,7 +84,7 @@ def census(flatbuffer, model=None):
     Example:
         >>> from bcnn_keras.export import convert
         >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
-        >>> census(convert(model))["binary_mac_fraction"]
+        >>> census(convert(model)).binary_mac_fraction
         1.0
     """
     model_t = read_flatbuffer(flatbuffer)
@@ -102,24 +103,22 @@ def census(flatbuffer, model=None):
             output = graph.tensors[operator.outputs[0]].name.decode(errors="replace")
             float_ops.append({"op": name, "output": output, "macs": count})
     total = sum(macs.values())
-    result = {
-        "size_bytes": len(flatbuffer),
-        "ops": dict(ops.most_common()),
-        "macs": macs,
-        "binary_mac_fraction": macs["binary"] / total if total else None,
-        "bytes": _bytes_by_kind(model_t, graph, len(flatbuffer)),
-        "float_ops": float_ops,
-    }
-    if model is not None:
-        result["predicted_size_bytes"] = predicted_size_bytes(model)
-    return result
+    return Census(
+        size_bytes=len(flatbuffer),
+        ops=dict(ops.most_common()),
+        macs=macs,
+        binary_mac_fraction=macs["binary"] / total if total else None,
+        bytes=_bytes_by_kind(model_t, graph, len(flatbuffer)),
+        float_ops=float_ops,
+        predicted_size_bytes=predicted_size_bytes(model) if model is not None else None,
+    )
 
 
 def cross_check(result, classification, allow_float, diagnostics):
     """Catches LCE's silent fallbacks: compares the census `result` with the lint's
     `classification`; returns notes for the report, or raises `ExportError`."""
     expected = len(classification.binary_layers)
-    made = result["ops"].get(BINARY_CONV_OP, 0)
+    made = result.ops.get(BINARY_CONV_OP, 0)
     detail = f" ({diagnostics[0]})" if diagnostics else ""
     if made < expected:
         raise ExportError(
@@ -132,9 +131,9 @@ def cross_check(result, classification, allow_float, diagnostics):
     if made > expected + unverified:
         notes.append(f"LCE made {made - expected} more binary convolutions than lint predicted; check parity")
     predicted_float = any(f.kind == "float" for f in findings)
-    if result["float_ops"] and not predicted_float:
-        outputs = ", ".join(op["output"] for op in result["float_ops"][:3])
-        count = len(result["float_ops"])
+    if result.float_ops and not predicted_float:
+        outputs = ", ".join(op["output"] for op in result.float_ops[:3])
+        count = len(result.float_ops)
         message = f"LCE kept {count} matrix op(s) in float that lint did not predict: {outputs}{detail}"
         if not allow_float:
             raise ExportError(message + ". Pass --allow-float (allow_float=True) to export anyway")

@@ -18,7 +18,7 @@ no library log lines, and errors stay one line.
 import contextlib
 import sys
 
-from bcnn_keras.cli import (
+from bcnn_keras.console import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     EXIT_UNEXPECTED,
@@ -157,3 +157,7 @@ def main(argv=None):
     for warning in report.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -12,10 +12,10 @@ import larq_compute_engine as lce
 import tensorflow as tf
 
 import bcnn_keras  # noqa: F401  (used by the examples)
-from bcnn_keras import loading
+from bcnn_keras import console
 from bcnn_keras.export.defaults import INPUT_TYPE, INPUT_TYPES, TARGET
 from bcnn_keras.export.errors import ExportError
-from bcnn_keras.export.loading import in_phase_2
+from bcnn_keras.export.prepare import in_phase_2
 
 
 def convert(model, target=TARGET, input_type=INPUT_TYPE):
@@ -62,7 +62,7 @@ def convert_with_diagnostics(model, target, input_type=INPUT_TYPE):
             failure = None
     diagnostics = _diagnostics(log.text)
     if failure is not None:
-        detail = diagnostics[0] if diagnostics else loading.first_line(failure)
+        detail = diagnostics[0] if diagnostics else console.first_line(failure)
         raise ExportError(f"LCE could not convert the model: {detail}") from failure
     return flatbuffer, diagnostics
 

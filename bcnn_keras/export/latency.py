@@ -8,6 +8,7 @@ import numpy as np
 
 import bcnn_keras  # noqa: F401  (used by the examples)
 from bcnn_keras.export.defaults import LATENCY_RUNS
+from bcnn_keras.export.report import Latency
 
 
 def lce_interpreter(flatbuffer, threads=1, *, indirect_bgemm=True, xnnpack=False):
@@ -38,7 +39,7 @@ def latency_x86(
         >>> from bcnn_keras.export import convert
         >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
         >>> latency = latency_x86(convert(model))
-        >>> latency["runs"], latency["median_ms"] > 0
+        >>> latency.runs, latency.median_ms > 0
         (20, True)
     """
     runs = max(10, int(runs))
@@ -53,16 +54,16 @@ def latency_x86(
         interpreter.predict(sample)
         timings.append((time.perf_counter() - start) * 1000)
     kernel = "LCE indirect BGEMM" if indirect_bgemm else "LCE default BGEMM"
-    return {
+    return Latency(
         **latency_summary(timings),
-        "runs": runs,
-        "warmup_runs": warmup,
-        **({"timings_ms": [float(t) for t in timings]} if keep_timings else {}),
-        "threads": threads,
-        "kernel": kernel + (" + XNNPACK" if xnnpack else ""),
-        "machine": platform.machine(),
-        "cpu": cpu_info()["model"],
-    }
+        runs=runs,
+        warmup_runs=warmup,
+        timings_ms=[float(t) for t in timings] if keep_timings else None,
+        threads=threads,
+        kernel=kernel + (" + XNNPACK" if xnnpack else ""),
+        machine=platform.machine(),
+        cpu=cpu_info()["model"],
+    )
 
 
 def latency_summary(timings_ms):

@@ -13,7 +13,7 @@ import tensorflow as tf
 import bcnn_keras  # noqa: F401  (used by the examples)
 from bcnn_keras.export.defaults import TARGET
 from bcnn_keras.export.errors import ExportError
-from bcnn_keras.export.loading import leaf_layers
+from bcnn_keras.export.prepare import leaf_layers
 from bcnn_keras.layers import PhasedSign
 
 

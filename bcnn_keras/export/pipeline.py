@@ -10,11 +10,11 @@ from bcnn_keras.export import defaults
 from bcnn_keras.export.census import census, cross_check
 from bcnn_keras.export.convert import convert_with_diagnostics
 from bcnn_keras.export.errors import ExportError
-from bcnn_keras.export.files import TFLITE_IDENTIFIER, atomic_output, check_directory
+from bcnn_keras.export.outputs import TFLITE_IDENTIFIER, atomic_output, check_directory
 from bcnn_keras.export.latency import latency_x86
 from bcnn_keras.export.lint import check_findings, classify_layers
 from bcnn_keras.export.metadata import with_metadata
-from bcnn_keras.export.loading import check_model, load_model, prepare_in_place
+from bcnn_keras.export.prepare import check_model, load_model, prepare_in_place
 from bcnn_keras.export.report import Report, write_report
 from bcnn_keras.export.rewrite import rewrite
 from bcnn_keras.export.verify import checked_parity, parity_failure, verification_data
@@ -84,7 +84,7 @@ def export(
     Example:
         >>> bcnn_keras.BCNN18(weights="fashion_mnist").save("model.keras")
         >>> report = export("model.keras", "model.tflite", verify="fashion_mnist", samples=100)
-        >>> report["binary_mac_fraction"], report["parity"]["top1_agreement"] >= 0.995
+        >>> report.binary_mac_fraction, report.parity.top1_agreement >= 0.995
         (1.0, True)
     """
     options = _Options(
@@ -173,20 +173,28 @@ def _export_loaded(source, model_file, model, notes, output_path, temporary, opt
     flatbuffer = with_metadata(flatbuffer, _self_description(model, class_names, options.input_type))
     result = census(flatbuffer, model)
     notes += cross_check(result, classification, options.allow_float, diagnostics)
-    report = Report.from_census(
-        source, output_path, options.target, result, classification.findings, notes + diagnostics
-    )
-    report.class_names = class_names
-    report.input_type = options.input_type
     with open(temporary, "wb") as file:
         file.write(flatbuffer)
+    parity = None
     if data is not None:
-        report.parity = checked_parity(model, flatbuffer, data, options.parity_threshold, options.progress)
-        if not report.parity["passed"]:
-            raise ExportError(parity_failure(report.parity), report=report)
-    if options.latency_runs:
-        report.latency_x86 = latency_x86(flatbuffer, runs=options.latency_runs)
-        report.latency_ms_x86 = report.latency_x86["median_ms"]
+        parity = checked_parity(model, flatbuffer, data, options.parity_threshold, options.progress)
+    latency = None
+    if options.latency_runs and (parity is None or parity.passed):
+        latency = latency_x86(flatbuffer, runs=options.latency_runs)
+    report = Report.of_export(
+        source,
+        output_path,
+        options.target,
+        result,
+        classification.findings,
+        notes + diagnostics,
+        class_names=class_names,
+        input_type=options.input_type,
+        parity=parity,
+        latency_x86=latency,
+    )
+    if parity is not None and not parity.passed:
+        raise ExportError(parity_failure(parity), report=report)
     return report
 
 

@@ -1,43 +1,124 @@
-"""The export report: one dataclass, its JSON (what `--report` writes) and its text table.
+"""The export's results, typed: `Census` (what the file holds), `Parity` (Keras against the file),
+`Latency` (x86 timings) and the `Report` that gathers them; each is a frozen dataclass built
+once, with `to_dict()` (JSON data) and `to_json()`. The report's JSON is what `--report` writes.
 
-`export/benchmark_on_device.py` adds the on-device fields to the same JSON. It reads and writes
-the file as plain JSON, without this module, because it must run where TensorFlow is not
-installed.
+Nothing here imports TensorFlow. `bcnn_keras.export.on_device` adds the on-device fields to
+the same JSON, as plain JSON.
 """
 
 import dataclasses
+import importlib.metadata
 import json
 import os
 from collections.abc import Mapping
 
-import larq as lq
-import larq_compute_engine as lce
-import tensorflow as tf
-
 import bcnn_keras
-from bcnn_keras.export.files import atomic_output
+from bcnn_keras.export.outputs import atomic_output
 
 # Filled by export/benchmark_on_device.py; absent from the JSON until then.
 ON_DEVICE_FIELDS = ("latency_ms_arm", "latency_arm", "memory_arm")
 
 
-@dataclasses.dataclass(kw_only=True)
-class Report:
-    """What an export found and measured; `to_json` gives the `--report` file, key for key.
+class _Record:
+    """`to_dict`, `to_json` and `from_dict` of a frozen result dataclass."""
 
-    Nested values are plain JSON data (dicts, lists, numbers). A report also reads like the dict
-    it used to be, so `report["binary_mac_fraction"]`, `report.get("latency_arm")` and
-    `"parity" in report` work: the keys are those of `to_dict()`, where the on-device fields
-    appear only once they are set.
+    _NESTED = {}  # field -> the record class of its value
+
+    def to_dict(self):
+        """The fields as JSON data, in their order (nested records as dicts)."""
+        return {
+            field.name: _json_data(getattr(self, field.name))
+            for field in dataclasses.fields(self)
+            if not (field.name in ON_DEVICE_FIELDS and getattr(self, field.name) is None)
+        }
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data):
+        values = {key: value for key, value in data.items()}
+        for key, record in cls._NESTED.items():
+            if isinstance(values.get(key), Mapping):
+                values[key] = record.from_dict(values[key])
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, text):
+        return cls.from_dict(json.loads(text))
+
+
+def _json_data(value):
+    return value.to_dict() if isinstance(value, _Record) else value
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Census(_Record):
+    """What a flatbuffer holds (`census()`): ops by type, binary and float MACs, bytes by kind.
+
+    Example:
+        >>> Census(size_bytes=10, ops={}, macs={"binary": 3, "float": 1}, binary_mac_fraction=0.75,
+        ...        bytes={}, float_ops=[]).to_dict()["binary_mac_fraction"]
+        0.75
+    """
+
+    size_bytes: int
+    ops: dict  # op type -> count in the main graph, most common first
+    macs: dict  # {"binary": n, "float": n}
+    binary_mac_fraction: float | None  # None without conv or dense ops
+    bytes: dict  # bitpacked_weights, float_parameters, other_constants, graph_and_metadata
+    float_ops: list  # [{"op", "output", "macs"}] float conv/dense ops in the file
+    predicted_size_bytes: int | None = None  # what lq.models.summary predicts, when a model was given
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Parity(_Record):
+    """Keras against the flatbuffer on the same inputs (`parity()`; `checked_parity()` adds what
+    it ran on, the threshold and the verdict)."""
+
+    samples: int
+    top1_agreement: float
+    max_abs_diff: float
+    mean_abs_diff: float
+    keras_accuracy: float | None = None  # with labels
+    tflite_accuracy: float | None = None
+    data: str | None = None  # what the inputs were
+    threshold: float | None = None
+    passed: bool | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Latency(_Record):
+    """Single-image latency on this host (`latency_x86()`), in milliseconds."""
+
+    median_ms: float
+    mean_ms: float
+    min_ms: float
+    p10_ms: float
+    p90_ms: float
+    runs: int
+    warmup_runs: int
+    threads: int
+    kernel: str
+    machine: str
+    cpu: str
+    timings_ms: list | None = None  # every run, with keep_timings=True
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Report(_Record):
+    """What an export found and measured; `to_json` gives the `--report` file, key for key.
 
     Example:
         >>> from bcnn_keras.export import export
         >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
         >>> _ = export(model, "model.tflite", report_path="report.json")
         >>> report = Report.from_json(open("report.json").read())
-        >>> report.binary_mac_fraction == report["binary_mac_fraction"]
-        True
+        >>> report.binary_mac_fraction, report.parity
+        (1.0, None)
     """
+
+    _NESTED = {"parity": Parity, "latency_x86": Latency}
 
     model: str  # the source: a path, or the model's name
     output: str  # the .tflite file written
@@ -52,61 +133,34 @@ class Report:
     float_ops: list  # [{"op", "output", "macs"}] float conv/dense ops in the file
     rewritten_layers: list  # [{"layer", "reason"}]
     warnings: list
-    parity: dict | None = None  # see verify.checked_parity; None without verification data
+    parity: Parity | None = None  # None without verification data
     class_names: list | None = None  # also in the file's metadata; None if there were none
     input_type: str = "float32"  # the file's image input: "float32" or "uint8" (raw bytes, cast inside)
     latency_ms_x86: float | None = None
-    latency_x86: dict | None = None  # see latency.latency_x86
+    latency_x86: Latency | None = None
     versions: dict
     latency_ms_arm: float | None = None
     latency_arm: dict | None = None
     memory_arm: dict | None = None
 
     @classmethod
-    def from_census(cls, source, output_path, target, census, findings, warnings):
-        """A new report from the census of the converted file and the lint's findings."""
+    def of_export(cls, source, output_path, target, census, findings, warnings, **measured):
+        """The report of one export: the census of the converted file, the lint's findings and
+        what was measured (`parity`, `latency_x86`, `class_names`, `input_type`)."""
+        latency = measured.get("latency_x86")
         return cls(
             model=source,
             output=os.fspath(output_path),
             target=target,
-            size_bytes=census["size_bytes"],
-            predicted_size_bytes=census.get("predicted_size_bytes"),
-            ops=census["ops"],
-            macs=census["macs"],
-            binary_mac_fraction=census["binary_mac_fraction"],
-            bytes=census["bytes"],
+            **dataclasses.asdict(census),  # every field of a census is one of the report's
             float_layers=_layers_of_kind(findings, "float"),
-            float_ops=census["float_ops"],
             rewritten_layers=_layers_of_kind(findings, "rewrite"),
             warnings=warnings
             + [f"layer {f.layer!r}: {f.reason}" for f in findings if f.kind in ("slow", "unverified")],
             versions=installed_versions(),
+            latency_ms_x86=latency.median_ms if latency else None,
+            **measured,
         )
-
-    def to_dict(self):
-        """The report as JSON data, in the order of the fields."""
-        entries = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
-        return {key: value for key, value in entries.items() if not (key in ON_DEVICE_FIELDS and value is None)}
-
-    @classmethod
-    def from_dict(cls, data):
-        return cls(**data)
-
-    def to_json(self):
-        return json.dumps(self.to_dict(), indent=2)
-
-    @classmethod
-    def from_json(cls, text):
-        return cls.from_dict(json.loads(text))
-
-    def __getitem__(self, key):
-        return self.to_dict()[key]
-
-    def get(self, key, default=None):
-        return self.to_dict().get(key, default)
-
-    def __contains__(self, key):
-        return key in self.to_dict()
 
 
 def _layers_of_kind(findings, kind):
@@ -114,13 +168,15 @@ def _layers_of_kind(findings, kind):
 
 
 def installed_versions():
-    """The versions of bcnn_keras and the libraries an export depends on."""
-    return {
-        "bcnn_keras": bcnn_keras.__version__,
-        "tensorflow": tf.__version__,
-        "larq": getattr(lq, "__version__", "unknown"),
-        "larq_compute_engine": getattr(lce, "__version__", "unknown"),
-    }
+    """The versions of bcnn_keras and the libraries an export depends on (read from the
+    installed packages' metadata, without importing them)."""
+    versions = {"bcnn_keras": bcnn_keras.__version__}
+    for name in ("tensorflow", "larq", "larq_compute_engine"):
+        try:
+            versions[name] = importlib.metadata.version(name.replace("_", "-"))
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
 
 
 def write_report(report, path):
@@ -206,12 +262,12 @@ def _parity_line(parity):
     if not parity:
         return "not run (use --verify)"
     line = (
-        f"{parity['samples']} samples of {parity['data']}: top-1 agreement "
-        f"{parity['top1_agreement']:.2%} (threshold {parity['threshold']:.2%}), "
-        f"max |diff| {parity['max_abs_diff']:.3g}, mean |diff| {parity['mean_abs_diff']:.3g}"
+        f"{parity.samples} samples of {parity.data}: top-1 agreement "
+        f"{parity.top1_agreement:.2%} (threshold {parity.threshold:.2%}), "
+        f"max |diff| {parity.max_abs_diff:.3g}, mean |diff| {parity.mean_abs_diff:.3g}"
     )
-    if "keras_accuracy" in parity:
-        line += f"; accuracy Keras {parity['keras_accuracy']:.2%}, LCE {parity['tflite_accuracy']:.2%}"
+    if parity.keras_accuracy is not None:
+        line += f"; accuracy Keras {parity.keras_accuracy:.2%}, LCE {parity.tflite_accuracy:.2%}"
     return line
 
 
@@ -219,6 +275,6 @@ def _latency_line(latency):
     if not latency:
         return "not measured"
     return (
-        f"{latency['median_ms']:.2f} ms median of {latency['runs']} runs ({latency['threads']} thread, "
-        f"{latency['kernel']}, {latency['machine']} {latency['cpu']})"
+        f"{latency.median_ms:.2f} ms median of {latency.runs} runs ({latency.threads} thread, "
+        f"{latency.kernel}, {latency.machine} {latency.cpu})"
     )

@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from bcnn_keras.export.errors import ExportError
 from bcnn_keras.export.lint import classify_layers
-from bcnn_keras.export.loading import leaf_layers
+from bcnn_keras.export.prepare import leaf_layers
 
 
 def rewrite(model, classification=None):

@@ -1,15 +1,17 @@
 """Parity: the data to verify on, and how closely Keras and the LCE interpreter agree on it."""
 
+import dataclasses
 import os
 
 import numpy as np
 import tensorflow as tf
 
-from bcnn_keras import data, loading
+from bcnn_keras import console, data
 from bcnn_keras.data import DatasetNotFoundError, load_fashion_mnist_arrays
 from bcnn_keras.export.defaults import SAMPLES
 from bcnn_keras.export.errors import ExportError
 from bcnn_keras.export.latency import lce_interpreter
+from bcnn_keras.export.report import Parity
 
 
 def verification_data(source, input_shape, samples=SAMPLES, seed=0):
@@ -77,7 +79,7 @@ def parity(model, flatbuffer, x, y=None, progress=None):
         >>> from bcnn_keras.export import convert
         >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
         >>> x, _, _ = verification_data("random", (8, 8, 32), samples=10)
-        >>> parity(model, convert(model), x)["top1_agreement"]
+        >>> parity(model, convert(model), x).top1_agreement
         1.0
     """
     if len(model.inputs) != 1 or len(model.outputs) != 1:
@@ -95,16 +97,14 @@ def parity(model, flatbuffer, x, y=None, progress=None):
         ]
     )
     difference = np.abs(expected.astype("float64") - actual)
-    result = {
-        "samples": len(x),
-        "top1_agreement": float(np.mean(expected.argmax(1) == actual.argmax(1))),
-        "max_abs_diff": float(difference.max()),
-        "mean_abs_diff": float(difference.mean()),
-    }
-    if y is not None:
-        result["keras_accuracy"] = float(np.mean(expected.argmax(1) == y))
-        result["tflite_accuracy"] = float(np.mean(actual.argmax(1) == y))
-    return result
+    return Parity(
+        samples=len(x),
+        top1_agreement=float(np.mean(expected.argmax(1) == actual.argmax(1))),
+        max_abs_diff=float(difference.max()),
+        mean_abs_diff=float(difference.mean()),
+        keras_accuracy=None if y is None else float(np.mean(expected.argmax(1) == y)),
+        tflite_accuracy=None if y is None else float(np.mean(actual.argmax(1) == y)),
+    )
 
 
 def _chunks(x, progress, size=250):
@@ -119,16 +119,15 @@ def checked_parity(model, flatbuffer, data, threshold, progress=None):
     """The report's `parity` entry: `parity` on `data` (from `verification_data`), with the
     threshold and whether the agreement reached it."""
     x, y, about = data
-    result = {"data": about, **parity(model, flatbuffer, x, y, progress), "threshold": threshold}
-    result["passed"] = result["top1_agreement"] >= threshold
-    return result
+    result = parity(model, flatbuffer, x, y, progress)
+    return dataclasses.replace(result, data=about, threshold=threshold, passed=result.top1_agreement >= threshold)
 
 
 def parity_failure(result):
     """The error message for a `checked_parity` result that did not pass."""
     return (
-        f"parity failed: Keras and LCE agree on top-1 for {result['top1_agreement']:.2%} of {result['samples']} "
-        f"samples ({result['data']}), below the threshold {result['threshold']:.2%} (an untrained binary "
+        f"parity failed: Keras and LCE agree on top-1 for {result.top1_agreement:.2%} of {result.samples} "
+        f"samples ({result.data}), below the threshold {result.threshold:.2%} (an untrained binary "
         "network flips signs under float rounding: verify a trained model)"
     )
 
@@ -162,7 +161,7 @@ def _load_npz(path):
     except ExportError:
         raise
     except Exception as error:  # a corrupt file raises anything from EOFError to BadZipFile
-        raise ExportError(f"{path}: cannot read verification data ({loading.first_line(error)})") from error
+        raise ExportError(f"{path}: cannot read verification data ({console.first_line(error)})") from error
 
 
 def _keras_outputs(model, x, batch_size=32):

@@ -62,8 +62,7 @@ def prepare_in_place(model):
     switched to phase 2 in place, with a warning, because phase 2 is what LCE stores as bits.
     Plain larq models have no phase. A mixed-precision model is first rebuilt from its config
     under a float32 policy with the same weights, because LCE only converts float32 graphs; then
-    the rebuilt model is the one switched, and the given one keeps its phase. `prepare` is the
-    same function under its earlier name.
+    the rebuilt model is the one switched, and the given one keeps its phase.
 
     Example:
         >>> model = tf.keras.Sequential([tf.keras.Input((8, 8, 32)), bcnn_keras.layers.BinaryConv2D(8, 3)], name="tiny")
@@ -84,9 +83,6 @@ def prepare_in_place(model):
     for note in notes:
         warnings.warn(note, stacklevel=2)
     return model, notes
-
-
-prepare = prepare_in_place
 
 
 def in_phase_2(model):

@@ -11,6 +11,24 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 # An error line longer than this (a library's message) is cut, with '...' to show it.
 MAX_ERROR_LENGTH = 1000
+# The part of a library's exception that an error line quotes.
+QUOTED_ERROR_LENGTH = 300
+
+
+def cut(text, limit):
+    """`text`, ending in '...' where it is longer than `limit` characters.
+
+    Example:
+        >>> cut("abcdefgh", 6)
+        'abc...'
+    """
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def first_line(error, limit=QUOTED_ERROR_LENGTH):
+    """The first non-empty line of an exception's message, cut to `limit` characters."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return cut(lines[0] if lines else type(error).__name__, limit)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -30,8 +48,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 def fail(message, status):
     """Prints `message` as one 'error:' line on stderr; returns the exit `status`."""
-    text = " ".join(str(message).split())
-    print(f"error: {text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 3] + '...'}", file=sys.stderr)
+    print(f"error: {cut(' '.join(str(message).split()), MAX_ERROR_LENGTH)}", file=sys.stderr)
     return status
 
 
