@@ -138,11 +138,11 @@ def trained_row(config, label):
 # Fully binary presets for small images, at the fast recipe's schedule and distillation, each
 # with its own widths and input block.
 PRESET_ROWS = {
-    "BCNN18_s2": ("BCNN18 width 0.25, 3x3 stride-2 input block", dict(stem_strides=2)),
     "BCNN8": (
         "BCNN8 (stride-2 input block, 6 blocks)",
         dict(model="BCNN8", width_multiplier=None, stem_strides=None, stem_kernel_size=None),
     ),
+    "BCNN18_s2": ("BCNN18 width 0.25, 3x3 stride-2 input block", dict(stem_strides=2)),
     "BCNN6": (
         "BCNN6 (stride-2 input block, 4 blocks)",
         dict(model="BCNN6", width_multiplier=None, stem_strides=None, stem_kernel_size=None),

@@ -69,7 +69,7 @@ BINARY_ROWS = {
             recipes.PRESET_ROWS[name][0],
             lambda seed, dirs, name=name: recipes.preset_row_config(name, seed, dirs[1], dirs[2]),
         )
-        for name in ("BCNN8", "BCNN18_s2", "BCNN6")
+        for name in recipes.PRESET_ROWS
     },
 }
 # The latency reference of the small-image target: the shipped file, BCNN18 at width 0.25 with

@@ -37,7 +37,7 @@ class _Record:
 
     @classmethod
     def from_dict(cls, data):
-        values = {key: value for key, value in data.items()}
+        values = dict(data)
         for key, record in cls._NESTED.items():
             if isinstance(values.get(key), Mapping):
                 values[key] = record.from_dict(values[key])
