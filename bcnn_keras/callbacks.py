@@ -10,10 +10,7 @@ import math
 import tensorflow as tf
 
 from bcnn_keras.layers import get_phase, set_phase
-
-# Defaults shared with the training run's `TrainConfig`, declared here once.
-PHASE1_WEIGHT_DECAY = 1e-5
-WARMUP_EPOCHS = 0.0
+from bcnn_keras.training.config import PHASE1_WEIGHT_DECAY, WARMUP_EPOCHS
 
 
 def _inner_optimizer(optimizer):

@@ -14,6 +14,8 @@ import larq as lq
 import numpy as np
 import tensorflow as tf
 
+from bcnn_keras.architecture import INPUT_ENCODINGS, SHORTCUTS
+
 PHASES = (1, 2)
 
 
@@ -305,9 +307,6 @@ def _batch_norm(name):
     return tf.keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
 
 
-SHORTCUTS = ("pool", "float_conv")
-
-
 def downsampling_shortcut(x, filters, strides=1, name=None, *, kind="pool"):
     """The residual path of a block that changes resolution or width.
 
@@ -353,9 +352,6 @@ def bcnn_block(x, filters, kernel_size=3, strides=1, *, nonlinearity="rprelu", s
     elif nonlinearity is not None:
         raise ValueError(f"nonlinearity must be 'rprelu' or None, got {nonlinearity!r}")
     return y
-
-
-INPUT_ENCODINGS = ("thermometer", "learned")
 
 
 def binary_input_block(

@@ -2,83 +2,22 @@
 
 `BCNN18` follows ResNet-18 (4 stages of 2 basic blocks, widths 64/128/256/512), with every 3x3
 conv in its own BCNN block. `BCNNA` follows ReActNet-A (the MobileNet-V1 layout with each
-depthwise/pointwise pair turned into a binary 3x3 block and a binary 1x1 block). Both share one
-builder: binary input block -> BCNN blocks -> pooling -> binary classifier.
+depthwise/pointwise pair turned into a binary 3x3 block and a binary 1x1 block). `BCNN8` and
+`BCNN6` are for small images. All share one builder: binary input block -> BCNN blocks ->
+pooling -> binary classifier. Their layouts and the defaults of their architecture knobs are
+declared once, in `bcnn_keras.architecture`.
 """
 
+import inspect
 import os
 
 import tensorflow as tf
 
 from bcnn_keras import layers, pretrained
+from bcnn_keras.architecture import KNOBS, PRESETS, Architecture, default_encoding_levels, resolve_stem, scaled_width
 
 DEFAULT_INPUT_SHAPE = (224, 224, 3)
-# Thermometer planes of the default encoding: one 32-bit word of LCE's bit-packing per pixel.
-ENCODING_PLANES = 32
-# Inputs up to this size (both sides) get a stride-1 stem instead of the early downsampling.
-SMALL_IMAGE_MAX_SIDE = 64
 MIN_IMAGE_SIDE = 16
-# Widths round to a multiple of 8, or of 32: one word of LCE's bit-packing.
-CHANNEL_MULTIPLES = (8, 32)
-LAYER_KINDS = ("binary", "float")
-STEM_STRIDES = (1, 2, 4)
-
-
-def _resnet_blocks(widths, convs_per_stage):
-    """(filters, kernel_size, strides) of each BCNN block of a ResNet layout, at width multiplier
-    1: the first conv of every stage after the first halves the map."""
-    return [
-        (filters, 3, 2 if stage > 0 and conv == 0 else 1)
-        for stage, (filters, convs) in enumerate(zip(widths, convs_per_stage))
-        for conv in range(convs)
-    ]
-
-
-_RESNET18_BLOCKS = _resnet_blocks((64, 128, 256, 512), (4, 4, 4, 4))
-# Small-image layouts (28-96 px): a stride-2 input block, then few blocks (see BCNN8, BCNN6).
-_BCNN8_BLOCKS = _resnet_blocks((32, 64, 128), (2, 2, 2))
-_BCNN6_BLOCKS = _resnet_blocks((32, 64, 128, 256), (1, 1, 1, 1))
-# ReActNet-A: (input width, output width, stride) of each MobileNet-V1 depthwise-separable pair.
-_MOBILENET_V1_PAIRS = [
-    (32, 64, 1),
-    (64, 128, 2),
-    (128, 128, 1),
-    (128, 256, 2),
-    (256, 256, 1),
-    (256, 512, 2),
-    *[(512, 512, 1)] * 5,
-    (512, 1024, 2),
-    (1024, 1024, 1),
-]
-_REACTNET_A_BLOCKS = [
-    block for width_in, width_out, stride in _MOBILENET_V1_PAIRS for block in ((width_in, 3, stride), (width_out, 1, 1))
-]
-
-
-def scaled_width(filters, width_multiplier, channel_multiple=8):
-    """`filters * width_multiplier`, rounded to the nearest multiple of `channel_multiple`
-    (at least one multiple).
-
-    Example:
-        >>> scaled_width(64, 0.375), scaled_width(64, 0.375, channel_multiple=32)
-        (24, 32)
-    """
-    multiple = int(channel_multiple)
-    return max(multiple, int(filters * width_multiplier + multiple / 2) // multiple * multiple)
-
-
-def default_encoding_levels(channels):
-    """Thermometer levels per channel, `32 // channels`: at most 32 planes per pixel, one
-    32-bit packed word for images of up to 32 channels.
-
-    The encoding runs at full input resolution, so its cost grows with `channels * levels`;
-    one word keeps the input block cheap (32 levels for grey images, 10 for RGB: 30 planes).
-
-    Example:
-        >>> default_encoding_levels(3)
-        10
-    """
-    return max(1, ENCODING_PLANES // int(channels))
 
 
 def _input_image(input_shape, input_tensor):
@@ -120,14 +59,9 @@ def _check_arguments(weights, classes, include_top, pooling):
 
 
 def _bcnn(
-    blocks,
+    preset_name,
+    architecture,
     *,
-    stem_filters,
-    default_stem_stride,
-    stem_strides,
-    stem_kernel_size,
-    stem_pool_size,
-    name,
     include_top,
     weights,
     input_tensor,
@@ -135,96 +69,57 @@ def _bcnn(
     pooling,
     classes,
     classifier_activation,
-    width_multiplier,
-    channel_multiple,
-    input_encoding,
-    encoding_levels,
-    nonlinearity,
-    input_layer,
-    shortcut,
-    classifier,
-    binary,
+    name,
 ):
-    """Builds any BCNN: input block, `blocks` of (filters, kernel, stride), classifier."""
+    """Builds the preset `preset_name` with `architecture` (an `Architecture`): input block,
+    BCNN blocks, classifier."""
     _check_arguments(weights, classes, include_top, pooling)
-    if width_multiplier <= 0:
-        raise ValueError(f"width_multiplier must be > 0, got {width_multiplier!r}")
-    layers.check_choice("channel_multiple", channel_multiple, CHANNEL_MULTIPLES)
-    # Checked here, not only in the binary input block: a float input layer ignores it.
-    layers.check_choice("input_encoding", input_encoding, layers.INPUT_ENCODINGS)
-    layers.check_choice("input_layer", input_layer, LAYER_KINDS)
-    layers.check_choice("classifier", classifier, LAYER_KINDS)
-    width = lambda filters: scaled_width(filters, width_multiplier, channel_multiple)  # noqa: E731
+    preset = PRESETS[preset_name]
+    width = lambda filters: scaled_width(filters, architecture.width_multiplier, architecture.channel_multiple)  # noqa: E731
     image, input_shape = _input_image(input_shape, input_tensor)
-
-    if stem_strides is not None:
-        if stem_strides not in STEM_STRIDES:
-            raise ValueError(f"stem_strides must be None, 1, 2 or 4, got {stem_strides!r}")
-        stem_stride = stem_strides
-    elif max(input_shape[:2]) <= SMALL_IMAGE_MAX_SIDE:
-        stem_stride = 1
-    else:
-        stem_stride = default_stem_stride
-    if stem_pool_size is None:
-        # At ImageNet sizes encoding every pixel into 30 planes cost more than the rest of the
-        # input block; averaging 2x2 pixels first quarters it (benchmarks/README.md, inference).
-        # An explicit kernel size keeps the block as it was asked for.
-        large = max(input_shape[:2]) > SMALL_IMAGE_MAX_SIDE
-        automatic = large and stem_stride == 4 and input_layer == "binary" and stem_kernel_size is None
-        stem_pool_size = 2 if automatic else 1
-    if stem_pool_size not in (1, 2) or stem_stride % stem_pool_size:
-        raise ValueError(
-            f"stem_pool_size must be None, 1 or 2 and divide the stem stride {stem_stride}, got {stem_pool_size!r}"
-        )
-    if stem_pool_size > 1 and input_layer == "float":
-        raise ValueError("stem_pool_size applies to the binary input block, not to input_layer='float'")
-    conv_stride = stem_stride // stem_pool_size
-    if stem_kernel_size is None:
-        # A patchify stem (kernel = stride) replaces the float stem's early downsampling.
-        stem_kernel_size = 3 if conv_stride == 1 else conv_stride
-    elif stem_kernel_size < conv_stride:
-        raise ValueError(f"stem_kernel_size must be >= the stem conv's stride {conv_stride}, got {stem_kernel_size!r}")
-    if input_layer == "float":
+    stem = resolve_stem(architecture, preset, input_shape)
+    if architecture.input_layer == "float":
         x = layers.float_input_block(
-            image, width(stem_filters), kernel_size=stem_kernel_size, strides=stem_stride, name="stem"
+            image, width(preset.stem_filters), kernel_size=stem.kernel_size, strides=stem.strides, name="stem"
         )
     else:
+        levels = architecture.encoding_levels or default_encoding_levels(input_shape[-1])
         x = layers.binary_input_block(
             image,
-            width(stem_filters),
-            levels=default_encoding_levels(input_shape[-1]) if encoding_levels is None else encoding_levels,
-            encoding=input_encoding,
-            kernel_size=stem_kernel_size,
-            strides=conv_stride,
-            pool_size=stem_pool_size,
-            binary=binary,
+            width(preset.stem_filters),
+            levels=levels,
+            encoding=architecture.input_encoding,
+            kernel_size=stem.kernel_size,
+            strides=stem.conv_strides,
+            pool_size=stem.pool_size,
+            binary=architecture.binary,
             name="stem",
         )
-    for index, (filters, kernel_size, strides) in enumerate(blocks):
+    for index, (filters, kernel_size, strides) in enumerate(preset.blocks):
         x = layers.bcnn_block(
             x,
             width(filters),
             kernel_size,
             strides,
-            nonlinearity=nonlinearity,
-            shortcut=shortcut,
-            binary=binary,
+            nonlinearity=architecture.nonlinearity,
+            shortcut=architecture.shortcut,
+            binary=architecture.binary,
             name=f"block{index + 1}",
         )
 
     if include_top:
         x = tf.keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
-        if classifier == "float":
+        if architecture.classifier == "float":
             x = layers.float_classifier(x, classes, activation=classifier_activation)
         else:
-            x = layers.binary_classifier(x, classes, activation=classifier_activation, binary=binary)
+            x = layers.binary_classifier(x, classes, activation=classifier_activation, binary=architecture.binary)
     elif pooling == "avg":
         x = tf.keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
         x = tf.keras.layers.GlobalMaxPooling2D(name="max_pool")(x)
 
     inputs = tf.keras.utils.get_source_inputs(image) if input_tensor is not None else image
-    model = tf.keras.Model(inputs, x, name=name if binary else f"{name}_float")
+    model = tf.keras.Model(inputs, x, name=name if architecture.binary else f"{name}_float")
     if isinstance(weights, pretrained.PretrainedWeights):
         weights.load_into(model, include_top)
         if include_top:
@@ -232,6 +127,32 @@ def _bcnn(
     elif weights is not None:
         model.load_weights(weights)
     return model
+
+
+def _preset(function):
+    """Declares the preset of `function`'s name: its signature (and `help()`) lists every knob
+    of `Architecture` with the preset's default from `PRESETS`, and its docs end with the
+    arguments all presets share."""
+    defaults = PRESETS[function.__name__].defaults
+    *own, name, _ = inspect.signature(function).parameters.values()  # ..., name, **architecture
+    knobs = [inspect.Parameter(knob, inspect.Parameter.KEYWORD_ONLY, default=getattr(defaults, knob)) for knob in KNOBS]
+    function.__signature__ = inspect.Signature([*own, *knobs, name])
+    function.__doc__ += _COMMON_ARGUMENTS_DOC
+    return function
+
+
+def _build(preset, arguments):
+    """The model of `preset` from its `arguments` (its `locals()`: its keywords and the knobs
+    given in `architecture`); named weights fix the knobs they were trained with."""
+    given = {**arguments.pop("architecture"), **arguments}
+    try:
+        bound = preset.__signature__.bind(**given)
+    except TypeError as error:
+        raise TypeError(f"{preset.__name__}() {error}") from None
+    bound.apply_defaults()
+    resolved = pretrained.resolve(preset, dict(bound.arguments))
+    architecture = Architecture(**{knob: resolved.pop(knob) for knob in KNOBS})
+    return _bcnn(preset.__name__, architecture, **resolved)
 
 
 _COMMON_ARGUMENTS_DOC = """
@@ -282,6 +203,7 @@ _COMMON_ARGUMENTS_DOC = """
 """
 
 
+@_preset
 def BCNN18(
     *,
     include_top=True,
@@ -291,19 +213,8 @@ def BCNN18(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
-    width_multiplier=1.0,
-    channel_multiple=8,
-    stem_strides=None,
-    stem_kernel_size=None,
-    stem_pool_size=None,
-    input_encoding="thermometer",
-    encoding_levels=None,
-    nonlinearity="rprelu",
-    input_layer="binary",
-    shortcut="pool",
-    classifier="binary",
-    binary=True,
     name="bcnn18",
+    **architecture,
 ):
     """A fully binary ResNet-18: every conv and the classifier are 1-bit x 1-bit.
 
@@ -313,10 +224,10 @@ def BCNN18(
         (None, 10)
         >>> trained = bcnn_keras.BCNN18(weights="fashion_mnist")  # 28x28x1, 10 classes
     """
-    # Every argument above goes to the builder; named weights fix the architecture's.
-    return _bcnn(_RESNET18_BLOCKS, stem_filters=64, default_stem_stride=4, **pretrained.resolve(BCNN18, locals()))
+    return _build(BCNN18, locals())
 
 
+@_preset
 def BCNN18Small(
     *,
     include_top=True,
@@ -326,19 +237,8 @@ def BCNN18Small(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
-    width_multiplier=0.5,
-    channel_multiple=8,
-    stem_strides=None,
-    stem_kernel_size=None,
-    stem_pool_size=None,
-    input_encoding="thermometer",
-    encoding_levels=None,
-    nonlinearity="rprelu",
-    input_layer="binary",
-    shortcut="pool",
-    classifier="binary",
-    binary=True,
     name="bcnn18_small",
+    **architecture,
 ):
     """BCNN18 at half width (32/64/128/256 channels): the size and latency class of larq-zoo's
     QuickNetSmall, fully binary. About 0.4 MB as a `.tflite` at 224x224 with 1000 classes.
@@ -348,10 +248,10 @@ def BCNN18Small(
         >>> model.get_layer("block1_conv").filters
         32
     """
-    # Every argument above goes to the builder; named weights fix the architecture's.
-    return _bcnn(_RESNET18_BLOCKS, stem_filters=64, default_stem_stride=4, **pretrained.resolve(BCNN18Small, locals()))
+    return _build(BCNN18Small, locals())
 
 
+@_preset
 def BCNNA(
     *,
     include_top=True,
@@ -361,19 +261,8 @@ def BCNNA(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
-    width_multiplier=1.0,
-    channel_multiple=8,
-    stem_strides=None,
-    stem_kernel_size=None,
-    stem_pool_size=None,
-    input_encoding="thermometer",
-    encoding_levels=None,
-    nonlinearity="rprelu",
-    input_layer="binary",
-    shortcut="pool",
-    classifier="binary",
-    binary=True,
     name="bcnna",
+    **architecture,
 ):
     """A fully binary ReActNet-A (MobileNet-V1 layout), binary stem, shortcuts and classifier.
 
@@ -382,10 +271,10 @@ def BCNNA(
         >>> model.output_shape
         (None, 10)
     """
-    # Every argument above goes to the builder; named weights fix the architecture's.
-    return _bcnn(_REACTNET_A_BLOCKS, stem_filters=32, default_stem_stride=2, **pretrained.resolve(BCNNA, locals()))
+    return _build(BCNNA, locals())
 
 
+@_preset
 def BCNN8(
     *,
     include_top=True,
@@ -395,19 +284,8 @@ def BCNN8(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
-    width_multiplier=1.0,
-    channel_multiple=8,
-    stem_strides=2,
-    stem_kernel_size=3,
-    stem_pool_size=None,
-    input_encoding="thermometer",
-    encoding_levels=None,
-    nonlinearity="rprelu",
-    input_layer="binary",
-    shortcut="pool",
-    classifier="binary",
-    binary=True,
     name="bcnn8",
+    **architecture,
 ):
     """A fully binary network for small images (28-96 px): a 3x3 stride-2 input block of 32
     channels, then three stages of two BCNN blocks (32, 64, 128 channels), 8 binary matrix ops
@@ -419,10 +297,10 @@ def BCNN8(
         >>> model.get_layer("stem_conv").strides, model.output_shape
         ((2, 2), (None, 10))
     """
-    # Every argument above goes to the builder; named weights fix the architecture's.
-    return _bcnn(_BCNN8_BLOCKS, stem_filters=32, default_stem_stride=2, **pretrained.resolve(BCNN8, locals()))
+    return _build(BCNN8, locals())
 
 
+@_preset
 def BCNN6(
     *,
     include_top=True,
@@ -432,19 +310,8 @@ def BCNN6(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
-    width_multiplier=1.0,
-    channel_multiple=8,
-    stem_strides=2,
-    stem_kernel_size=3,
-    stem_pool_size=None,
-    input_encoding="thermometer",
-    encoding_levels=None,
-    nonlinearity="rprelu",
-    input_layer="binary",
-    shortcut="pool",
-    classifier="binary",
-    binary=True,
     name="bcnn6",
+    **architecture,
 ):
     """The smallest fully binary network for small images: a 3x3 stride-2 input block of 32
     channels, then one BCNN block per stage (32, 64, 128, 256 channels), 6 binary matrix ops.
@@ -454,13 +321,11 @@ def BCNN6(
         >>> [model.get_layer(f"block{i}_conv").filters for i in range(1, 5)]
         [32, 64, 128, 256]
     """
-    # Every argument above goes to the builder; named weights fix the architecture's.
-    return _bcnn(_BCNN6_BLOCKS, stem_filters=32, default_stem_stride=2, **pretrained.resolve(BCNN6, locals()))
+    return _build(BCNN6, locals())
 
 
-# The presets share their arguments, documented once (as keras.applications does).
-for _preset in (BCNN18, BCNN18Small, BCNNA, BCNN8, BCNN6):
-    _preset.__doc__ += _COMMON_ARGUMENTS_DOC
+# One registry of every preset function, by name.
+MODELS = {name: globals()[name] for name in PRESETS}
 
 
 def initialize_from_float_twin(model, float_twin, partial=False):

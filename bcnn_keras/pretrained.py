@@ -15,8 +15,6 @@ import pathlib
 
 import numpy as np
 
-from bcnn_keras import layers
-
 PRETRAINED_DIR = pathlib.Path(__file__).parent / "pretrained"
 # Marks the packed sign bits of a binary kernel in the weights file.
 _SIGN_BITS = "sign_bits:"
@@ -99,6 +97,8 @@ def _named_weights(model):
     Names come from the layers: a model loaded from a file may have lost the layer prefix in
     its variables' own names.
     """
+    from bcnn_keras import layers  # TensorFlow: not needed to read the table of shipped weights
+
     phase_flags = {id(q.phase_variable) for q in layers.phased_quantizers(model)}
     weights = {}
     for layer in model.layers:
@@ -183,6 +183,8 @@ def load_binary_weights(model, path, sha256=None, skip=()):
         raise ValueError(f"{path} holds weights the model has no place for, such as {sorted(unused)[0]}")
     for variable, value in values:
         variable.assign(value)
+    from bcnn_keras import layers
+
     layers.set_phase(model, 2)
 
 

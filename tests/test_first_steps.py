@@ -73,6 +73,19 @@ def test_import_loads_no_tensorflow_until_a_name_needs_it(tmp_path):
     assert process.stdout.split() == ["False", "True"], process.stderr[-2000:]
 
 
+def test_training_flags_are_checked_without_tensorflow(tmp_path):
+    process = python(
+        "import contextlib, io, sys\nfrom bcnn_keras.training import cli\n"
+        "print(cli.main(['--output-dir', 'run', '--model', 'BCNN8', '--batch-size', '0']))\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    cli.main(['--help'])\n"
+        "print('tensorflow' in sys.modules)",
+        tmp_path,
+    )
+    assert process.stdout.split() == ["2", "False"], process.stderr[-2000:]
+    assert process.stderr.strip() == "error: --batch-size must be > 0"
+
+
 @pytest.mark.parametrize("name", ["bcnn-export", "bcnn-train", "bcnn-predict"])
 def test_console_scripts_help_has_no_library_log_lines(name, tmp_path):
     process = script(name, "--help", cwd=tmp_path)

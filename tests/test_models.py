@@ -9,7 +9,7 @@ import tensorflow as tf
 from helpers import FLOAT_MATRIX_OPS, random_images, randomize_statistics, small_bcnn18
 
 import bcnn_keras
-from bcnn_keras import export, models
+from bcnn_keras import architecture, export, models
 
 
 @pytest.mark.parametrize("builder", [bcnn_keras.BCNN18, bcnn_keras.BCNNA])
@@ -133,7 +133,7 @@ def test_summary_shows_every_matrix_multiply_as_1_bit(builder):
         (dict(channel_multiple=16), "channel_multiple must be one of"),
         (dict(input_layer="ternary"), "input_layer must be one of"),
         (dict(classifier="dense"), "classifier must be one of"),
-        (dict(shortcut="conv"), "shortcut kind must be one of"),
+        (dict(shortcut="conv"), "shortcut must be one of"),
         (dict(stem_strides=2, stem_kernel_size=1), "stem_kernel_size must be >="),
     ],
 )
@@ -177,7 +177,7 @@ def test_channel_multiple_rounds_every_width(channel_multiple, stage_widths):
     widths = _conv_widths(model)
     assert widths[0] == stage_widths[0]  # the input block
     assert [widths[1 + 4 * stage] for stage in range(4)] == stage_widths
-    assert models.scaled_width(64, 0.1, channel_multiple=32) == 32  # never below one word
+    assert architecture.scaled_width(64, 0.1, channel_multiple=32) == 32  # never below one word
 
 
 def test_saved_model_keeps_its_widths_whatever_the_default_rounding(tmp_path):
@@ -227,3 +227,27 @@ def test_larq_zoo_layout_initializes_from_its_float_twin():
     np.testing.assert_array_equal(model.get_layer("stem_conv").kernel, twin.get_layer("stem_conv").kernel)
     np.testing.assert_array_equal(model.get_layer("classifier_dense").kernel, twin.get_layer("classifier_dense").kernel)
     assert bcnn_keras.get_phase(model) == 2
+
+
+@pytest.mark.parametrize("name", sorted(architecture.PRESETS))
+def test_each_preset_is_a_function_whose_signature_shows_its_declared_defaults(name):
+    import inspect
+
+    preset = models.MODELS[name]
+    parameters = inspect.signature(preset).parameters
+    defaults = architecture.PRESETS[name].defaults
+    assert {knob: parameters[knob].default for knob in architecture.KNOBS} == defaults.to_dict()
+    assert "width_multiplier:" in preset.__doc__ and list(parameters)[-1] == "name"
+    with pytest.raises(TypeError, match=f"^{name}\\(\\) got an unexpected keyword argument 'width'$"):
+        preset(width=0.5)
+
+
+def test_stem_defaults_follow_the_image_size():
+    bcnn18, bcnn8 = architecture.PRESETS["BCNN18"], architecture.PRESETS["BCNN8"]
+    default = architecture.Architecture()
+    assert architecture.resolve_stem(default, bcnn18, (28, 28, 1)).strides == 1
+    assert architecture.resolve_stem(default, bcnn18, (96, 96, 3)) == (4, 2, 2, 2)
+    assert architecture.resolve_stem(default.replace(stem_kernel_size=4), bcnn18, (96, 96, 3)) == (4, 1, 4, 4)
+    assert architecture.resolve_stem(bcnn8.defaults, bcnn8, (28, 28, 1)) == (2, 1, 2, 3)
+    with pytest.raises(ValueError, match="must divide the stem stride 1"):
+        architecture.resolve_stem(default.replace(stem_pool_size=2), bcnn18, (28, 28, 1))

@@ -379,17 +379,18 @@ def test_help_documents_every_flag():
     "arguments, augment", [([], "standard"), (["--no-augment"], "none"), (["--augment", "flip"], "flip")]
 )
 def test_augmentation_flags(arguments, augment):
-    from bcnn_keras import train
+    from bcnn_keras.training import cli
 
-    assert train.build_parser().parse_args(["--output-dir", "unused", *arguments]).augment == augment
+    assert cli.build_parser().parse_args(["--output-dir", "unused", *arguments]).augment == augment
 
 
 def test_every_flag_is_a_config_field_with_its_default():
     import dataclasses
 
-    from bcnn_keras import train, training
+    from bcnn_keras import training
+    from bcnn_keras.training import cli
 
-    parsed = vars(train.build_parser().parse_args(["--output-dir", "run"]))
+    parsed = vars(cli.build_parser().parse_args(["--output-dir", "run"]))
     assert parsed.pop("library_logs") is False  # a flag of the command line only
     assert parsed == dataclasses.asdict(training.TrainConfig(output_dir="run"))
     two_step = callbacks.TwoStepTraining(1, 1).get_config()
@@ -420,31 +421,38 @@ def test_config_refuses_bad_settings_when_made(settings, message):
 
 
 def test_recorded_settings_refuse_a_changed_setting_and_default_a_newer_one(tmp_path):
-    from bcnn_keras import files, training
+    from bcnn_keras import data, files, training
+    from bcnn_keras.training.trainer import _claim_output_dir
 
-    config = training.TrainConfig(output_dir=str(tmp_path), learning_rate=0.001)
-    training._claim_output_dir(config)
+    config = training.TrainConfig(output_dir=str(tmp_path), learning_rate=0.001, model="BCNN8")
+    spec = data.dataset_spec("fashion_mnist")
+    claim = lambda config: _claim_output_dir(config, spec)  # noqa: E731
+    claim(config)
     recorded = files.read_json(tmp_path / "config.json")
+    # The resolved architecture goes with the settings: BCNN8's own input block.
+    architecture = recorded.pop(training.RECORDED_ARCHITECTURE)
+    assert architecture["stem_strides"] == 2 and architecture["width_multiplier"] == 1.0
     assert recorded == training.recorded_settings(config) and "output_dir" not in recorded
     del recorded["validation_split"]  # a run recorded before the setting existed had its default
     files.write_json(tmp_path / "config.json", recorded)
-    training._claim_output_dir(config)
+    claim(config)
     # No epoch has finished yet: other settings start over.
-    training._claim_output_dir(dataclasses.replace(config, learning_rate=0.003))
+    claim(dataclasses.replace(config, learning_rate=0.003))
     assert files.read_json(tmp_path / "config.json")["learning_rate"] == 0.003
-    training._claim_output_dir(config)
+    claim(config)
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "epoch_001.keras").write_bytes(b"an epoch finished")
     with pytest.raises(training.TrainingError, match=re.escape("--learning-rate 0.002 (was 0.001)")):
-        training._claim_output_dir(dataclasses.replace(config, learning_rate=0.002))
-    training._claim_output_dir(dataclasses.replace(config, learning_rate=0.002, restart=True))
+        claim(dataclasses.replace(config, learning_rate=0.002))
+    claim(dataclasses.replace(config, learning_rate=0.002, restart=True))
     assert files.read_json(tmp_path / "config.json")["learning_rate"] == 0.002
 
 
 def test_architecture_flags_reach_the_built_model():
-    from bcnn_keras import data, train, training
+    from bcnn_keras import data, training
+    from bcnn_keras.training import cli
 
-    args = train.build_parser().parse_args(
+    args = cli.build_parser().parse_args(
         [
             "--output-dir",
             "unused",

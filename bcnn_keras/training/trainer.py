@@ -1,17 +1,7 @@
-"""Training as a library: a `TrainConfig` holds every setting of a run; `run(config)` trains.
+"""The training of a run: the float-twin teacher, then the two-step student, in its output dir.
 
-    from bcnn_keras.training import TrainConfig, run
-
-    records = run(TrainConfig(dataset="fashion_mnist", output_dir="runs/fmnist", phase1_epochs=4, phase2_epochs=4))
-
-A run trains, in `output_dir`: step 0, the float-twin teacher (`teacher="float-twin"`, in
-`OUTPUT_DIR/teacher`), if asked for; then the binary student in two steps (binary activations
-with real weights, then binary weights too), distilled from the teacher if there is one; then
-it saves the final model. `bcnn_keras.run_dir` describes the folder. Running the same config
-again resumes where the run stopped; other settings in the same folder are refused.
-
-`python -m bcnn_keras.train` (`bcnn-train`) is the command line: one flag per setting, named
-after the field (`phase1_epochs` is `--phase1-epochs`), which is also how errors name them.
+`run(config)` trains a `TrainConfig`; `build_model` builds its model. `bcnn_keras.training`
+says what a run does, `bcnn_keras.run_dir` what its folder receives.
 """
 
 import dataclasses
@@ -47,305 +37,15 @@ from bcnn_keras.run_dir import (
     write_config,
     write_test_result,
 )
-
-MODELS = {
-    "BCNN18": models.BCNN18,
-    "BCNN18Small": models.BCNN18Small,
-    "BCNNA": models.BCNNA,
-    "BCNN8": models.BCNN8,
-    "BCNN6": models.BCNN6,
-}
-# The architecture settings of `TrainConfig`, passed to the model function as they are.
-_ARCHITECTURE = (
-    "width_multiplier",
-    "channel_multiple",
-    "stem_strides",
-    "stem_kernel_size",
-    "stem_pool_size",
-    "input_layer",
-    "shortcut",
-    "classifier",
-    "input_encoding",
-    "encoding_levels",
+from bcnn_keras.architecture import KNOBS, PRESETS, Architecture
+from bcnn_keras.training.config import (
+    ARCHITECTURE_SETTINGS,
+    TrainConfig,
+    TrainingError,
+    _shipped_weights,
+    flag,
+    recorded_settings,
 )
-STRATEGIES = ("default", "mirrored", "multiworker")
-# Settings that do not change what is trained: where it goes, what it prints, how files load.
-_NOT_RECORDED = ("output_dir", "verbose", "restart", "unsafe_load")
-_PATH_SETTINGS = ("teacher", "data_dir", "manual_dir", "weights")
-_POSITIVE = (
-    "validation_images",
-    "batch_size",
-    "learning_rate",
-    "phase2_learning_rate",
-    "width_multiplier",
-    "encoding_levels",
-    "stem_kernel_size",
-    "image_size",
-)
-_FINITE = ("alpha", "warmup_epochs", "phase1_weight_decay")
-_FOLDER_ONLY = ("image_size", "validation_split")
-_NAMED_DATASETS_ONLY = ("validation_images",)
-
-
-class TrainingError(Exception):
-    """A problem with the user's input, reported as one line."""
-
-
-def flag(name):
-    """The command-line flag of the setting `name`, as errors name it.
-
-    Example:
-        >>> flag("phase1_epochs")
-        '--phase1-epochs'
-    """
-    return "--" + name.replace("_", "-")
-
-
-def _setting(default=dataclasses.MISSING, *, help, choices=None):
-    """A `TrainConfig` field: its default, its help (the CLI's too) and its allowed values."""
-    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
-
-
-def _model_default(name):
-    # The architecture settings default to the model functions' own defaults (BCNN18 and BCNNA share them).
-    return inspect.signature(models.BCNN18).parameters[name].default
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TrainConfig:
-    """Every setting of a training run; only `output_dir` has no default. Checked when made:
-    a bad value raises a one-line `TrainingError` that names the setting by its flag.
-
-    Example:
-        >>> config = TrainConfig(dataset="fashion_mnist", output_dir="run", width_multiplier=0.125,
-        ...                      phase1_epochs=1, phase2_epochs=1, train_limit=64, test_limit=64)
-        >>> config.epochs, config.batch_size
-        (2, 128)
-        >>> TrainConfig(output_dir="run", batch_size=0)
-        Traceback (most recent call last):
-        bcnn_keras.training.TrainingError: --batch-size must be > 0
-    """
-
-    dataset: str = _setting(
-        "fashion_mnist",
-        help=f"dataset to train on: {', '.join(sorted(data.DATASETS))}, or folder:PATH, a folder of PNG/JPEG "
-        "images with one subfolder per class (and optionally train/ and test/ splits)",
-    )
-    image_size: int | None = _setting(
-        None, help="folder:PATH only: resize images to N x N (default: the size of the folder's first image)"
-    )
-    validation_split: float | None = _setting(
-        None,
-        help=f"folder:PATH without train/ and test/ only: the share of each class held out for testing "
-        f"(default {data.DEFAULT_VALIDATION_SPLIT}; the same seeded split in every run, whatever --seed)",
-    )
-    validation_images: int | None = _setting(
-        None,
-        help="hold out a fixed, seeded set of N training images (the same in every run, whatever --seed) as "
-        "the validation set: the per-epoch val_* metrics are measured on it, and the test split is evaluated "
-        "once, at the end (test.json); not for folder:PATH, whose test split is --validation-split",
-    )
-    model: str = _setting("BCNN18", choices=tuple(sorted(MODELS)), help="model family")
-    phase1_epochs: int = _setting(4, help="epochs with binary activations, real weights")
-    phase2_epochs: int = _setting(4, help="epochs with binary weights too")
-    output_dir: str = _setting(help="where model, history, plots and checkpoints go; re-running resumes")
-    teacher: str | None = _setting(
-        None,
-        help="distil from a float teacher: the path of a Keras model, or 'float-twin' to train the "
-        "float twin first (step 0, in OUTPUT_DIR/teacher)",
-    )
-    init_from_teacher: bool = _setting(
-        False,
-        help="start phase 1 from the weights of the float-twin teacher (--teacher float-twin, or a float twin's "
-        "file; layers it does not have start fresh)",
-    )
-    unsafe_load: bool = _setting(
-        False,
-        help="load a --teacher file that stores Python code (a Lambda layer) and run that code: only "
-        "for files you trust",
-    )
-    teacher_epochs: int | None = _setting(None, help="epochs of the float-twin teacher (default: phase1 + phase2)")
-    weights: str | None = _setting(
-        None,
-        help="fine-tune: start from trained weights, 'fashion_mnist' (the shipped BCNN18, for grey images; it sets "
-        "the architecture) or the path of a .keras model of the same architecture; the classifier is new, for the "
-        "dataset's classes",
-    )
-    head_epochs: int = _setting(
-        0, help="with --weights: epochs that train only the new classifier (the rest frozen) before the two steps"
-    )
-    alpha: float = _setting(1.0, help="weight of the distillation loss against the label loss (1 = teacher only)")
-    float_twin: bool = _setting(False, help="train the float twin instead (the float baseline)")
-    width_multiplier: float | None = _setting(
-        None, help="scales every width (default: the model's own, 1.0 for BCNN18 and BCNNA, 0.5 for BCNN18Small)"
-    )
-    channel_multiple: int = _setting(
-        _model_default("channel_multiple"),
-        choices=models.CHANNEL_MULTIPLES,
-        help="widths round to a multiple of this (32: one word of LCE's bit-packing)",
-    )
-    input_layer: str = _setting(
-        _model_default("input_layer"), choices=models.LAYER_KINDS, help="'float': a real conv on the image (ablation)"
-    )
-    shortcut: str = _setting(
-        _model_default("shortcut"),
-        choices=layers.SHORTCUTS,
-        help="'float_conv': real 1x1 convs in downsampling shortcuts (ablation)",
-    )
-    classifier: str = _setting(
-        _model_default("classifier"), choices=models.LAYER_KINDS, help="'float': a real dense classifier (ablation)"
-    )
-    stem_strides: int | None = _setting(
-        _model_default("stem_strides"),
-        choices=models.STEM_STRIDES,
-        help="stride of the input block (default: 1 for images up to 64 px, else the model's)",
-    )
-    stem_kernel_size: int | None = _setting(
-        _model_default("stem_kernel_size"),
-        help="kernel size of the input block's conv (default: 3 at stride 1, else its stride)",
-    )
-    stem_pool_size: int | None = _setting(
-        _model_default("stem_pool_size"),
-        choices=(1, 2),
-        help="2: average 2x2 pixels before the encoding (default: 2 for a stride-4 input block on images "
-        "over 64 px; runs made before this option at those sizes need 1)",
-    )
-    input_encoding: str = _setting(
-        _model_default("input_encoding"), choices=layers.INPUT_ENCODINGS, help="how pixels become +-1 planes"
-    )
-    encoding_levels: int | None = _setting(
-        _model_default("encoding_levels"), help="thermometer levels per image channel (default: 32 // channels)"
-    )
-    batch_size: int = _setting(128, help="global batch size")
-    learning_rate: float = _setting(2e-3, help="peak Adam learning rate of each phase")
-    phase2_learning_rate: float | None = _setting(None, help="peak learning rate of phase 2 (default: --learning-rate)")
-    warmup_epochs: float = _setting(callbacks.WARMUP_EPOCHS, help="linear warm-up at the start of each phase")
-    phase1_weight_decay: float = _setting(callbacks.PHASE1_WEIGHT_DECAY, help="decoupled weight decay in phase 1")
-    strategy: str = _setting(
-        "default", choices=STRATEGIES, help="tf.distribute strategy ('multiworker' reads TF_CONFIG)"
-    )
-    mixed_precision: bool = _setting(False, help="train with the mixed_float16 policy (for GPUs)")
-    augment: str = _setting(
-        "standard",
-        choices=data.AUGMENTATIONS,
-        help="training augmentation: 'standard' (pad-and-crop and flip; random resized crop on ImageNet), "
-        "'flip' only, or 'none'",
-    )
-    restart: bool = _setting(
-        False,
-        help="delete the run in --output-dir (model, history, checkpoints, backup, logs, teacher) and start over",
-    )
-    seed: int = _setting(0, help="seed of weights, shuffling and augmentation")
-    data_dir: str | None = _setting(None, help="tensorflow-datasets data dir (or a dir with Fashion-MNIST IDX files)")
-    manual_dir: str | None = _setting(None, help="tensorflow-datasets manual download dir (ImageNet)")
-    train_limit: int | None = _setting(None, help="train on the first N examples only (quick runs)")
-    test_limit: int | None = _setting(None, help="evaluate on the first N test examples only")
-    verbose: int = _setting(1, choices=(0, 1, 2), help="Keras verbosity (1: progress bars)")
-
-    def __post_init__(self):
-        check_dataset_name(self.dataset)
-        for field in dataclasses.fields(self):
-            value, choices = getattr(self, field.name), field.metadata["choices"]
-            # The default is always allowed: None means "the model's choice" for `stem_strides`.
-            if choices is not None and value != field.default and value not in choices:
-                raise TrainingError(f"{flag(field.name)}: {_invalid_choice(value, map(str, choices))}")
-        self._check_values()
-
-    def _check_values(self):
-        if self.phase1_epochs < 0 or self.phase2_epochs < 0 or self.epochs < 1:
-            raise TrainingError("--phase1-epochs and --phase2-epochs must be >= 0 with at least one epoch in total")
-        for name in _POSITIVE:
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise TrainingError(f"{flag(name)} must be > 0")
-        for name in _FINITE:
-            if not math.isfinite(getattr(self, name)):
-                raise TrainingError(f"{flag(name)} must be a finite number")
-        if self.validation_split is not None and not 0 < self.validation_split < 1:
-            raise TrainingError(f"--validation-split must be between 0 and 1 (exclusive), got {self.validation_split}")
-        for name in _FOLDER_ONLY:
-            if getattr(self, name) is not None and not data.is_folder(self.dataset):
-                raise TrainingError(f"{flag(name)} is for --dataset folder:PATH only")
-        for name in _NAMED_DATASETS_ONLY:
-            if getattr(self, name) is not None and data.is_folder(self.dataset):
-                raise TrainingError(f"{flag(name)} is not for --dataset folder:PATH (use --validation-split)")
-        if self.init_from_teacher and not self.teacher:
-            raise TrainingError("--init-from-teacher needs --teacher (float-twin, or the file of a float twin)")
-        if self.teacher and self.float_twin:
-            raise TrainingError("--teacher and --float-twin exclude each other")
-        if self.head_epochs < 0:
-            raise TrainingError("--head-epochs must be >= 0")
-        if self.head_epochs and not self.weights:
-            raise TrainingError("--head-epochs needs --weights (a trained model to fine-tune)")
-        if self.weights and (self.float_twin or self.init_from_teacher):
-            raise TrainingError("--weights starts from trained weights: not with --float-twin or --init-from-teacher")
-
-    def to_argv(self):
-        """The flags of the training CLI that make this config: one per setting that is not at
-        its default (`python -m bcnn_keras.train` + these runs it).
-
-        Example:
-            >>> TrainConfig(output_dir="run", phase2_epochs=12, teacher="float-twin", init_from_teacher=True).to_argv()
-            ['--phase2-epochs', '12', '--output-dir', 'run', '--teacher', 'float-twin', '--init-from-teacher']
-        """
-        argv = []
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if value == field.default or value is None or value is False:
-                continue
-            argv += [flag(field.name)] if value is True else [flag(field.name), str(value)]
-        return argv
-
-    @property
-    def epochs(self):
-        """The epochs of both phases together."""
-        return self.phase1_epochs + self.phase2_epochs
-
-    @property
-    def teacher_training_epochs(self):
-        """The epochs of the float-twin teacher: `teacher_epochs`, else as many as the student's."""
-        return self.teacher_epochs or self.epochs
-
-
-def _invalid_choice(value, choices):
-    return f"invalid choice: {value!r} (choose from {', '.join(choices)})"
-
-
-def check_dataset_name(name):
-    """Raises `TrainingError` unless `name` is a known dataset or `folder:PATH`.
-
-    Example:
-        >>> check_dataset_name("folder:photos")
-        >>> check_dataset_name("mnist")
-        Traceback (most recent call last):
-        bcnn_keras.training.TrainingError: invalid choice: 'mnist' (choose from cifar10, fashion_mnist, ...)
-    """
-    if name in data.DATASETS or (data.is_folder(name) and len(name) > len(data.FOLDER_PREFIX)):
-        return
-    hint = (
-        f"; {name} is a folder: use --dataset {data.FOLDER_PREFIX}{name}"
-        if os.path.isdir(os.path.expanduser(name))
-        else ""
-    )
-    raise TrainingError(_invalid_choice(name, [*sorted(data.DATASETS), "or folder:PATH"]) + hint)
-
-
-def recorded_settings(config):
-    """The settings that shape the model, the data and the schedule, as `config.json` records
-    them (paths made absolute, so that a resume from another working dir matches).
-
-    Example:
-        >>> recorded_settings(TrainConfig(output_dir="run"))["phase1_epochs"]
-        4
-    """
-    settings = {key: value for key, value in sorted(dataclasses.asdict(config).items()) if key not in _NOT_RECORDED}
-    for key in _PATH_SETTINGS:
-        if settings[key] not in (None, "float-twin", *_shipped_weights()):
-            settings[key] = os.path.abspath(settings[key])
-    if data.is_folder(settings["dataset"]):
-        folder = settings["dataset"][len(data.FOLDER_PREFIX) :]
-        settings["dataset"] = data.FOLDER_PREFIX + os.path.abspath(os.path.expanduser(folder))
-    return settings
 
 
 def make_strategy(name):
@@ -374,6 +74,8 @@ def is_chief(strategy):
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
+
+    __module__ = "bcnn_keras.training"  # its public name
 
 
 class StopOnNonFiniteLoss(tf.keras.callbacks.Callback):
@@ -404,31 +106,34 @@ class StopOnNonFiniteLoss(tf.keras.callbacks.Callback):
             raise NonFiniteLossError(f"the loss became {float(loss)} in epoch {self.epoch + 1}, at {where}")
 
 
-def _shipped_weights():
-    return {dataset for _, dataset in pretrained.SHIPPED}
-
-
-def architecture(config, spec):
-    """The model function's architecture arguments for `config` (those left at None take the
-    model's defaults); with shipped `weights`, the architecture they were trained with, checked
-    against the settings as `BCNN18(weights=...)` checks its arguments.
+def architecture(config, spec, binary=True):
+    """The `Architecture` of `config`'s model: the preset's defaults with the settings given;
+    with shipped `weights`, the architecture they were trained with, checked against the
+    settings as `BCNN18(weights=...)` checks its arguments.
 
     Example:
         >>> spec = bcnn_keras.data.dataset_spec("fashion_mnist")
-        >>> architecture(TrainConfig(output_dir="run", weights="fashion_mnist"), spec)["width_multiplier"]
+        >>> architecture(TrainConfig(output_dir="run", weights="fashion_mnist"), spec).width_multiplier
         0.25
     """
-    preset = MODELS[config.model]
-    given = {name: getattr(config, name) for name in _ARCHITECTURE if getattr(config, name) is not None}
+    given = {name: getattr(config, name) for name in ARCHITECTURE_SETTINGS if getattr(config, name) is not None}
+    chosen = PRESETS[config.model].defaults.replace(**given, binary=binary)
     if config.weights not in _shipped_weights():
-        return given
+        return chosen
+    preset = models.MODELS[config.model]
     defaults = {name: parameter.default for name, parameter in inspect.signature(preset).parameters.items()}
-    arguments = {**defaults, **given, "weights": config.weights, "include_top": False, "input_shape": spec.image_shape}
+    arguments = {
+        **defaults,
+        **chosen.to_dict(),
+        "weights": config.weights,
+        "include_top": False,
+        "input_shape": spec.image_shape,
+    }
     try:
         resolved = pretrained.resolve(preset, arguments)
     except ValueError as error:
         raise TrainingError(f"--weights {config.weights}: {error}") from error
-    return {name: resolved[name] for name in _ARCHITECTURE}
+    return Architecture(**{knob: resolved[knob] for knob in KNOBS})
 
 
 def build_model(config, spec, binary):
@@ -439,8 +144,8 @@ def build_model(config, spec, binary):
         >>> build_model(config, bcnn_keras.data.dataset_spec("fashion_mnist"), binary=True).output_shape
         (None, 10)
     """
-    return MODELS[config.model](
-        input_shape=spec.image_shape, classes=spec.classes, binary=binary, **architecture(config, spec)
+    return models.MODELS[config.model](
+        input_shape=spec.image_shape, classes=spec.classes, **architecture(config, spec, binary).to_dict()
     )
 
 
@@ -449,8 +154,11 @@ def start_from_weights(model, config, spec):
     classifier (fine-tuning): the shipped model's, or those of a `.keras` file of the same
     architecture. Raises `TrainingError` naming the first layer that does not fit."""
     if config.weights in _shipped_weights():
-        source = MODELS[config.model](
-            weights=config.weights, include_top=False, input_shape=spec.image_shape, **architecture(config, spec)
+        source = models.MODELS[config.model](
+            weights=config.weights,
+            include_top=False,
+            input_shape=spec.image_shape,
+            **architecture(config, spec).to_dict(),
         )
     else:
         try:
@@ -568,6 +276,10 @@ def _teacher(config, spec, strategy, train, test, run_dir, finished):
     return train_float(config, spec, strategy, train, test, teacher_dir, epochs)
 
 
+# The key of config.json that records the resolved `Architecture` (as `Architecture.to_dict()`).
+RECORDED_ARCHITECTURE = "architecture"
+
+
 def _refuse_other_settings(output_dir, settings):
     """Raises `TrainingError` when `output_dir` holds a run recorded with other settings."""
     try:
@@ -578,6 +290,7 @@ def _refuse_other_settings(output_dir, settings):
         ) from error
     if recorded is None:
         return
+    recorded.pop(RECORDED_ARCHITECTURE, None)  # follows from the settings
     # A setting that is newer than the recorded run had its default there.
     recorded = {**recorded_settings(TrainConfig(output_dir=output_dir)), **recorded}
     changed = changed_settings(recorded, settings)
@@ -609,9 +322,10 @@ def has_trained(output_dir):
     )
 
 
-def _claim_output_dir(config, chief=True):
+def _claim_output_dir(config, spec, chief=True):
     """Starts over (`restart`), or checks that the dir holds no run of other settings; then
-    the chief records this run's settings (which also proves that the dir is writable)."""
+    the chief records this run's settings and its resolved `Architecture` (which also proves
+    that the dir is writable)."""
     if config.restart and not chief:
         return  # the chief deletes the old run and writes the new settings
     if config.restart:
@@ -619,7 +333,7 @@ def _claim_output_dir(config, chief=True):
     settings = recorded_settings(config)
     _refuse_other_settings(config.output_dir, settings)
     if chief:
-        write_config(config.output_dir, settings)
+        write_config(config.output_dir, {**settings, RECORDED_ARCHITECTURE: architecture(config, spec).to_dict()})
 
 
 def _check_teacher_file(config):
@@ -656,7 +370,7 @@ def run(config):
     chief = is_chief(strategy)
     output_dir = config.output_dir
     _make_output_dir(output_dir)
-    _claim_output_dir(config, chief)
+    _claim_output_dir(config, spec, chief)
     # Every worker decides what is finished here, before the first collective op: the chief
     # cannot write anything that changes the answer until all workers have got this far.
     # (With restart the chief has just deleted the old run; the others may not see that yet.)
