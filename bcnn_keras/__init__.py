@@ -19,7 +19,7 @@ import sys
 
 from bcnn_keras.lazy import lazy_package
 
-__version__ = "0.1.0"
+from bcnn_keras.version import __version__  # noqa: F401  (the public name)
 
 _KERAS3_LOADED_MESSAGE = (
     "bcnn_keras needs Keras 2 (tf-keras), but tf.keras was already used as Keras 3 in this process: "
@@ -101,7 +101,7 @@ _EXPORTS = {
         )
     },
 }
-_SUBMODULES = ("callbacks", "data", "distillation", "pretrained")
+_SUBMODULES = ("architecture", "callbacks", "data", "distillation", "pretrained", "training")
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES])
 lazy_package(__name__, _EXPORTS, _SUBMODULES)

@@ -58,10 +58,7 @@ def summary_lines(run_dir):
     settings = read_config(run_dir)
     if settings is None or settings.get("dataset") != "fashion_mnist":
         raise ValueError(f"{run_dir} holds no Fashion-MNIST run of the training CLI (config.json)")
-    try:
-        config = TrainConfig(output_dir=run_dir, **settings)
-    except TypeError as error:  # a setting this version does not know
-        raise ValueError(f"{run_dir}/config.json is from another version of the training CLI ({error})") from error
+    config = TrainConfig.from_record(settings, run_dir)
     report = Report.from_dict(read_json(os.path.join(run_dir, "report.json")))
     parity = report.parity
     if not parity or parity.keras_accuracy is None:

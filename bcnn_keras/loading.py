@@ -21,7 +21,7 @@ import zipfile
 
 import tensorflow as tf
 
-import bcnn_keras
+from bcnn_keras import models
 from bcnn_keras.console import first_line
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
@@ -198,7 +198,7 @@ def load_model(path, *, safe_mode=True, custom_objects=None):
             "loading; load it only if you trust the file (--unsafe-load, or safe_mode=False)"
         )
     try:
-        with tf.keras.utils.custom_object_scope({**bcnn_keras.custom_objects(), **(custom_objects or {})}):
+        with tf.keras.utils.custom_object_scope({**models.custom_objects(), **(custom_objects or {})}):
             model = tf.keras.models.load_model(path, compile=False, safe_mode=safe_mode)
     except Exception as error:
         raise ModelFileError(f"{path}: cannot load a Keras model ({first_line(error)})") from error

@@ -36,7 +36,7 @@ import time
 
 import numpy as np
 
-import bcnn_keras
+from bcnn_keras import export
 from bcnn_keras.console import EXIT_BAD_INPUT, EXIT_UNEXPECTED, OneLineParser, Progress, fail, quiet_libraries
 
 LCE_OPS = ("LceBconv2d", "LceQuantize")
@@ -72,7 +72,7 @@ def read_bitpacked_model(path):
     except OSError as error:
         raise PredictError(f"{path}: {error.strerror or error}") from error
     try:  # parses every table in Python first: a truncated file must not reach the C++ runtime
-        ops = bcnn_keras.export.op_counts(flatbuffer)
+        ops = export.op_counts(flatbuffer)
     except Exception as error:  # flatbuffers raises struct errors, IndexError... on bad offsets
         raise PredictError(f"{path}: a corrupt or truncated TFLite flatbuffer ({first_line(error)})") from error
     if not any(ops.get(op) for op in LCE_OPS):
@@ -359,7 +359,7 @@ def main(argv=None):
         quiet_libraries()
     progress = Progress("classifying")  # made before the capture: it draws on the terminal
     try:
-        with contextlib.nullcontext() if args.verbose else bcnn_keras.export.captured_stderr():
+        with contextlib.nullcontext() if args.verbose else export.captured_stderr():
             results = classify(args.model, args.images, top_k=args.top_k, classes_path=args.classes, progress=progress)
     except PredictError as error:
         return fail(error, EXIT_BAD_INPUT)

@@ -7,7 +7,6 @@ import numpy as np
 from flatbuffers import flexbuffers
 from tensorflow.lite.python import schema_py_generated as schema
 
-import bcnn_keras  # noqa: F401  (used by the examples)
 from bcnn_keras.export.errors import ExportError
 from bcnn_keras.export.report import Census
 

@@ -11,7 +11,6 @@ import types
 import larq_compute_engine as lce
 import tensorflow as tf
 
-import bcnn_keras  # noqa: F401  (used by the examples)
 from bcnn_keras import console
 from bcnn_keras.export.defaults import INPUT_TYPE, INPUT_TYPES, TARGET
 from bcnn_keras.export.errors import ExportError

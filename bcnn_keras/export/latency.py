@@ -6,7 +6,6 @@ import time
 import larq_compute_engine as lce
 import numpy as np
 
-import bcnn_keras  # noqa: F401  (used by the examples)
 from bcnn_keras.export.defaults import LATENCY_RUNS
 from bcnn_keras.export.report import Latency
 

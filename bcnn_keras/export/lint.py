@@ -10,7 +10,6 @@ from typing import NamedTuple
 import larq as lq
 import tensorflow as tf
 
-import bcnn_keras  # noqa: F401  (used by the examples)
 from bcnn_keras.export.defaults import TARGET
 from bcnn_keras.export.errors import ExportError
 from bcnn_keras.export.prepare import leaf_layers

@@ -4,8 +4,8 @@ import contextlib
 import os
 from typing import NamedTuple
 
-import bcnn_keras
 from bcnn_keras import data, layers, loading
+from bcnn_keras.version import __version__
 from bcnn_keras.export import defaults
 from bcnn_keras.export.census import census, cross_check
 from bcnn_keras.export.convert import convert_with_diagnostics
@@ -204,7 +204,7 @@ def _self_description(model, class_names, input_type):
     return {
         "class_names": class_names,
         "input": {"dtype": input_type, "shape": shape, "pixels": "raw 0..255"},
-        "bcnn_keras_version": bcnn_keras.__version__,
+        "bcnn_keras_version": __version__,
     }
 
 

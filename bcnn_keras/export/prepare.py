@@ -9,7 +9,6 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
-import bcnn_keras  # noqa: F401  (used by the examples)
 from bcnn_keras import loading
 from bcnn_keras.export.errors import ExportError
 from bcnn_keras.layers import get_phase, phased_quantizers, set_phase

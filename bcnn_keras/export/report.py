@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Mapping
 
-import bcnn_keras
+from bcnn_keras.version import __version__
 from bcnn_keras.export.outputs import atomic_output
 
 # Filled by export/benchmark_on_device.py; absent from the JSON until then.
@@ -170,7 +170,7 @@ def _layers_of_kind(findings, kind):
 def installed_versions():
     """The versions of bcnn_keras and the libraries an export depends on (read from the
     installed packages' metadata, without importing them)."""
-    versions = {"bcnn_keras": bcnn_keras.__version__}
+    versions = {"bcnn_keras": __version__}
     for name in ("tensorflow", "larq", "larq_compute_engine"):
         try:
             versions[name] = importlib.metadata.version(name.replace("_", "-"))

@@ -22,6 +22,7 @@ _EXPORTS = {
     **dict.fromkeys(
         (
             "ARCHITECTURE_SETTINGS",
+            "RECORDED_ARCHITECTURE",
             "STRATEGIES",
             "TrainConfig",
             "TrainingError",
@@ -33,7 +34,6 @@ _EXPORTS = {
     ),
     **dict.fromkeys(
         (
-            "RECORDED_ARCHITECTURE",
             "NonFiniteLossError",
             "StopOnNonFiniteLoss",
             "architecture",

@@ -16,6 +16,9 @@ from bcnn_keras.architecture import PRESETS, Architecture
 PHASE1_WEIGHT_DECAY = 1e-5
 WARMUP_EPOCHS = 0.0
 
+# The key of config.json that records the resolved `Architecture` (`Architecture.to_dict()`),
+# next to the settings it follows from.
+RECORDED_ARCHITECTURE = "architecture"
 STRATEGIES = ("default", "mirrored", "multiworker")
 # Settings that do not change what is trained: where it goes, what it prints, how files load.
 _NOT_RECORDED = ("output_dir", "verbose", "restart", "unsafe_load")
@@ -213,6 +216,26 @@ class TrainConfig(ArchitectureSettings):
             raise TrainingError("--head-epochs needs --weights (a trained model to fine-tune)")
         if self.weights and (self.float_twin or self.init_from_teacher):
             raise TrainingError("--weights starts from trained weights: not with --float-twin or --init-from-teacher")
+
+    @classmethod
+    def from_record(cls, recorded, output_dir):
+        """The config of a run from what its `config.json` records (`recorded`).
+
+        Example:
+            >>> TrainConfig.from_record({"seed": 1, "architecture": {}}, "run").seed
+            1
+            >>> TrainConfig.from_record({"sed": 1}, "run")
+            Traceback (most recent call last):
+            bcnn_keras.training.TrainingError: run/config.json is from another version of the training CLI (no ...)
+        """
+        settings = {key: value for key, value in recorded.items() if key != RECORDED_ARCHITECTURE}
+        unknown = sorted(set(settings) - {field.name for field in dataclasses.fields(cls)})
+        if unknown:
+            raise TrainingError(
+                f"{os.path.join(output_dir, 'config.json')} is from another version of the training CLI "
+                f"(no setting {', '.join(map(repr, unknown))})"
+            )
+        return cls(output_dir=output_dir, **settings)
 
     def to_argv(self):
         """The flags of the training CLI that make this config: one per setting that is not at

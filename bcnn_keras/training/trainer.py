@@ -40,6 +40,7 @@ from bcnn_keras.run_dir import (
 from bcnn_keras.architecture import KNOBS, PRESETS, Architecture
 from bcnn_keras.training.config import (
     ARCHITECTURE_SETTINGS,
+    RECORDED_ARCHITECTURE,
     TrainConfig,
     TrainingError,
     _shipped_weights,
@@ -274,10 +275,6 @@ def _teacher(config, spec, strategy, train, test, run_dir, finished):
     epochs = config.teacher_training_epochs
     print(f"step 0: training the float-twin teacher for {epochs} epochs in {teacher_dir.path}")
     return train_float(config, spec, strategy, train, test, teacher_dir, epochs)
-
-
-# The key of config.json that records the resolved `Architecture` (as `Architecture.to_dict()`).
-RECORDED_ARCHITECTURE = "architecture"
 
 
 def _refuse_other_settings(output_dir, settings):
