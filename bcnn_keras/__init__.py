@@ -77,6 +77,7 @@ _EXPORTS = {
     "BCNN18Small": "models",
     "BCNNA": "models",
     "BCNN8": "models",
+    "BCNN9": "models",
     "BCNN6": "models",
     "custom_objects": "models",
     **{

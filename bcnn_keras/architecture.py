@@ -147,6 +147,12 @@ PRESETS = {
     ),
     # Small-image layouts (28-96 px): a 3x3 stride-2 input block, then few blocks.
     "BCNN8": Preset(_resnet_blocks((32, 64, 128), (2, 2, 2)), 32, 2, Architecture(stem_strides=2, stem_kernel_size=3)),
+    "BCNN9": Preset(
+        _resnet_blocks((32, 64, 128, 256), (2, 2, 2, 1)),
+        32,
+        2,
+        Architecture(stem_strides=2, stem_kernel_size=3),
+    ),
     "BCNN6": Preset(
         _resnet_blocks((32, 64, 128, 256), (1, 1, 1, 1)),
         32,

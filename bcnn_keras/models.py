@@ -2,9 +2,9 @@
 
 `BCNN18` follows ResNet-18 (4 stages of 2 basic blocks, widths 64/128/256/512), with every 3x3
 conv in its own BCNN block. `BCNNA` follows ReActNet-A (the MobileNet-V1 layout with each
-depthwise/pointwise pair turned into a binary 3x3 block and a binary 1x1 block). `BCNN8` and
-`BCNN6` are for small images. All share one builder: binary input block -> BCNN blocks ->
-pooling -> binary classifier. Their layouts and the defaults of their architecture knobs are
+depthwise/pointwise pair turned into a binary 3x3 block and a binary 1x1 block). `BCNN8`,
+`BCNN9` and `BCNN6` are for small images. All share one builder: binary input block -> BCNN
+blocks -> pooling -> binary classifier. Their layouts and the defaults of their architecture knobs are
 declared once, in `bcnn_keras.architecture`.
 """
 
@@ -298,6 +298,31 @@ def BCNN8(
         ((2, 2), (None, 10))
     """
     return _build(BCNN8, locals())
+
+
+@_preset
+def BCNN9(
+    *,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="bcnn9",
+    **architecture,
+):
+    """`BCNN8` with a fourth stage of one 256-channel block: a 3x3 stride-2 input block of 32
+    channels, then 2, 2, 2 and 1 BCNN blocks (32, 64, 128, 256 channels), 9 binary matrix ops.
+    The binary classifier sees 256 features instead of 128.
+
+    Example:
+        >>> model = bcnn_keras.BCNN9(input_shape=(28, 28, 1), classes=10)
+        >>> model.get_layer("block7_conv").filters, model.output_shape
+        (256, (None, 10))
+    """
+    return _build(BCNN9, locals())
 
 
 @_preset

@@ -144,6 +144,10 @@ _LONGER = dict(teacher_epochs=12, phase2_epochs=24)
 PRESET_ROWS = {
     "BCNN8": ("BCNN8 (stride-2 input block, 6 blocks)", _BCNN8),
     "BCNN8_long": ("BCNN8, twin 12 epochs, student 4 + 24", dict(_BCNN8, **_LONGER)),
+    "BCNN9_long": (
+        "BCNN9 (BCNN8 + a 256-channel block), twin 12 epochs, student 4 + 24",
+        dict(_BCNN8, model="BCNN9", **_LONGER),
+    ),
     "BCNN8_long_low_rate": (
         "BCNN8, twin 12 epochs, student 4 + 24, phase 2 at 1e-3",
         dict(_BCNN8, **_LONGER, phase2_learning_rate=1e-3),
