@@ -97,7 +97,7 @@ def _overrides(pairs):
     """`--set` values, parsed as their `TrainConfig` field's type ("none" is None)."""
     import dataclasses
 
-    from bcnn_keras.train import value_type
+    from bcnn_keras.training.cli import value_type
     from bcnn_keras.training import TrainConfig
 
     fields = {field.name: field for field in dataclasses.fields(TrainConfig)}
