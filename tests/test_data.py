@@ -122,8 +122,8 @@ def test_unknown_dataset_is_refused():
 
 def test_imagenet_eval_preprocessing_center_crops_to_224():
     image = tf.random.uniform((300, 400, 3), 0, 255)
-    assert data.pipeline._center_crop(image).shape == (224, 224, 3)
-    assert data.pipeline._random_resized_crop(image, tf.constant([1, 2])).shape == (224, 224, 3)
+    assert data.batches._center_crop(image).shape == (224, 224, 3)
+    assert data.batches._random_resized_crop(image, tf.constant([1, 2])).shape == (224, 224, 3)
 
 
 def test_flip_augmentation_only_mirrors_images(idx_dir):

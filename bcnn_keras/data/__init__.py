@@ -10,7 +10,7 @@ Datasets:
 
 The modules, from names to batches: `registry` (the datasets and shared constants; no
 TensorFlow), `folders` (image files, image folders, class-name files; no TensorFlow), `sources`
-(IDX files, tensorflow-datasets, the validation split) and `pipeline` (`make_dataset`,
+(IDX files, tensorflow-datasets, the validation split) and `batches` (`make_dataset`,
 augmentation). Their public names are this package's, imported on first use.
 
 Example:
@@ -62,9 +62,9 @@ _EXPORTS = {
         ("FASHION_MNIST_DIR", "held_out_mask", "load_fashion_mnist_arrays", "read_idx"),
         "sources",
     ),
-    "make_dataset": "pipeline",
+    "make_dataset": "batches",
 }
-_SUBMODULES = ("folders", "pipeline", "registry", "sources")
+_SUBMODULES = ("batches", "folders", "registry", "sources")
 
 __all__ = sorted([*_EXPORTS, *_SUBMODULES])
 lazy_package(__name__, _EXPORTS, _SUBMODULES)
