@@ -136,29 +136,22 @@ class Preset(typing.NamedTuple):
     defaults: Architecture
 
 
+_RESNET18_BLOCKS = _resnet_blocks((64, 128, 256, 512), (4, 4, 4, 4))
+# Small-image layouts (28-96 px): a 3x3 stride-2 input block of 32 channels, then few blocks.
+_SMALL_IMAGE_DEFAULTS = Architecture(stem_strides=2, stem_kernel_size=3)
+
 PRESETS = {
-    "BCNN18": Preset(_resnet_blocks((64, 128, 256, 512), (4, 4, 4, 4)), 64, 4, Architecture()),
-    "BCNN18Small": Preset(_resnet_blocks((64, 128, 256, 512), (4, 4, 4, 4)), 64, 4, Architecture(width_multiplier=0.5)),
+    "BCNN18": Preset(_RESNET18_BLOCKS, 64, 4, Architecture()),
+    "BCNN18Small": Preset(_RESNET18_BLOCKS, 64, 4, Architecture(width_multiplier=0.5)),
     "BCNNA": Preset(
         tuple(block for w_in, w_out, stride in _MOBILENET_V1_PAIRS for block in ((w_in, 3, stride), (w_out, 1, 1))),
         32,
         2,
         Architecture(),
     ),
-    # Small-image layouts (28-96 px): a 3x3 stride-2 input block, then few blocks.
-    "BCNN8": Preset(_resnet_blocks((32, 64, 128), (2, 2, 2)), 32, 2, Architecture(stem_strides=2, stem_kernel_size=3)),
-    "BCNN9": Preset(
-        _resnet_blocks((32, 64, 128, 256), (2, 2, 2, 1)),
-        32,
-        2,
-        Architecture(stem_strides=2, stem_kernel_size=3),
-    ),
-    "BCNN6": Preset(
-        _resnet_blocks((32, 64, 128, 256), (1, 1, 1, 1)),
-        32,
-        2,
-        Architecture(stem_strides=2, stem_kernel_size=3),
-    ),
+    "BCNN8": Preset(_resnet_blocks((32, 64, 128), (2, 2, 2)), 32, 2, _SMALL_IMAGE_DEFAULTS),
+    "BCNN9": Preset(_resnet_blocks((32, 64, 128, 256), (2, 2, 2, 1)), 32, 2, _SMALL_IMAGE_DEFAULTS),
+    "BCNN6": Preset(_resnet_blocks((32, 64, 128, 256), (1, 1, 1, 1)), 32, 2, _SMALL_IMAGE_DEFAULTS),
 }
 
 

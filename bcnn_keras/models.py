@@ -4,8 +4,8 @@
 conv in its own BCNN block. `BCNNA` follows ReActNet-A (the MobileNet-V1 layout with each
 depthwise/pointwise pair turned into a binary 3x3 block and a binary 1x1 block). `BCNN8`,
 `BCNN9` and `BCNN6` are for small images. All share one builder: binary input block -> BCNN
-blocks -> pooling -> binary classifier. Their layouts and the defaults of their architecture knobs are
-declared once, in `bcnn_keras.architecture`.
+blocks -> pooling -> binary classifier. Their layouts and the defaults of their architecture
+knobs are declared once, in `bcnn_keras.architecture`.
 """
 
 import inspect
@@ -49,7 +49,7 @@ def _check_arguments(weights, classes, include_top, pooling):
     if isinstance(weights, pretrained.PretrainedWeights):
         return
     if weights is not None and not (isinstance(weights, (str, os.PathLike)) and os.path.exists(weights)):
-        names = sorted({dataset for _, dataset in pretrained.SHIPPED})
+        names = sorted(pretrained.SHIPPED_DATASETS)
         raise ValueError(
             f"weights must be None, the name of shipped weights ({', '.join(map(repr, names))}) "
             f"or the path of an existing weights file, got {weights!r}"

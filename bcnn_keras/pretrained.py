@@ -89,6 +89,9 @@ SHIPPED = {
     ),
 }
 
+# The names that `weights=` accepts for shipped weights ("fashion_mnist").
+SHIPPED_DATASETS = frozenset(dataset for _, dataset in SHIPPED)
+
 
 def _named_weights(model):
     """`model`'s weights as {"layer/weight:0": variable}, each marked whether phase 2
@@ -220,8 +223,7 @@ def resolve(preset, arguments):
     `PretrainedWeights`; other values pass through unchanged.
     """
     weights = arguments.get("weights")
-    names = {dataset for _, dataset in SHIPPED}
-    if not isinstance(weights, str) or weights not in names:
+    if not isinstance(weights, str) or weights not in SHIPPED_DATASETS:
         return arguments
     shipped = SHIPPED.get((preset.__name__, weights))
     if shipped is None:

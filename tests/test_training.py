@@ -479,6 +479,19 @@ def test_architecture_flags_reach_the_built_model():
     assert model.get_layer("block5_shortcut_conv").filters == 64
 
 
+def test_float_twin_teacher_of_shipped_weights_has_their_architecture():
+    from bcnn_keras import data, training
+
+    config = training.TrainConfig(output_dir="unused", weights="fashion_mnist", teacher="float-twin")
+    spec = data.dataset_spec("fashion_mnist")
+    twin, student = (training.build_model(config, spec, binary=binary) for binary in (False, True))
+    assert training.architecture(config, spec, binary=False).width_multiplier == 0.25
+    assert twin.name == "bcnn18_float" and [layer.name for layer in twin.layers] == [
+        layer.name for layer in student.layers
+    ]
+    assert twin.get_layer("stem_conv").filters == 16 and twin.get_layer("stem_conv").strides == (1, 1)
+
+
 def test_train_then_export_then_verify_end_to_end(tmp_path):
     """The user's path: the training CLI, then the exporter CLI verifying on real test images."""
     train = subprocess.run(

@@ -59,11 +59,10 @@ def _setting(default=dataclasses.MISSING, *, help, choices=None):
     return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
 
 
-def _knob_setting(knob):
-    """The `TrainConfig` field of an `Architecture` knob: the default every preset shares, or
+def _knob_setting(field):
+    """The `TrainConfig` field of an `Architecture` field: the default every preset shares, or
     `None` (the model's own) where the presets differ."""
-    field = next(f for f in dataclasses.fields(Architecture) if f.name == knob)
-    defaults = {preset: getattr(spec.defaults, knob) for preset, spec in PRESETS.items()}
+    defaults = {preset: getattr(spec.defaults, field.name) for preset, spec in PRESETS.items()}
     shared = len(set(defaults.values())) == 1
     help = field.metadata["help"]
     if not shared:
@@ -72,15 +71,17 @@ def _knob_setting(knob):
             by_value.setdefault(value, []).append(preset)
         own = "; ".join(f"{value} for {', '.join(presets)}" for value, presets in by_value.items())
         help = f"{help} (default: the model's own: {own})"
-    return (knob, field.type, _setting(field.default if shared else None, help=help, choices=field.metadata["choices"]))
+    default = field.default if shared else None
+    return (field.name, field.type, _setting(default, help=help, choices=field.metadata["choices"]))
 
 
 # Settings of a training run that are `Architecture` knobs: all but `binary` (the float twin is
 # `float_twin`) and `nonlinearity` (no flag: every preset has RPReLU).
-ARCHITECTURE_SETTINGS = tuple(field.name for field in dataclasses.fields(Architecture) if field.metadata["flag"])
+_FLAGGED_KNOBS = [field for field in dataclasses.fields(Architecture) if field.metadata["flag"]]
+ARCHITECTURE_SETTINGS = tuple(field.name for field in _FLAGGED_KNOBS)
 ArchitectureSettings = dataclasses.make_dataclass(
     "ArchitectureSettings",
-    [_knob_setting(knob) for knob in ARCHITECTURE_SETTINGS],
+    [_knob_setting(field) for field in _FLAGGED_KNOBS],
     frozen=True,
     kw_only=True,
 )
@@ -297,13 +298,9 @@ def recorded_settings(config):
     """
     settings = {key: value for key, value in sorted(dataclasses.asdict(config).items()) if key not in _NOT_RECORDED}
     for key in _PATH_SETTINGS:
-        if settings[key] not in (None, "float-twin", *_shipped_weights()):
+        if settings[key] not in (None, "float-twin", *pretrained.SHIPPED_DATASETS):
             settings[key] = os.path.abspath(settings[key])
     if data.is_folder(settings["dataset"]):
         folder = settings["dataset"][len(data.FOLDER_PREFIX) :]
         settings["dataset"] = data.FOLDER_PREFIX + os.path.abspath(os.path.expanduser(folder))
     return settings
-
-
-def _shipped_weights():
-    return {dataset for _, dataset in pretrained.SHIPPED}

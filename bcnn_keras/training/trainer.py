@@ -43,7 +43,6 @@ from bcnn_keras.training.config import (
     RECORDED_ARCHITECTURE,
     TrainConfig,
     TrainingError,
-    _shipped_weights,
     flag,
     recorded_settings,
 )
@@ -118,9 +117,9 @@ def architecture(config, spec, binary=True):
         0.25
     """
     given = {name: getattr(config, name) for name in ARCHITECTURE_SETTINGS if getattr(config, name) is not None}
-    chosen = PRESETS[config.model].defaults.replace(**given, binary=binary)
-    if config.weights not in _shipped_weights():
-        return chosen
+    chosen = PRESETS[config.model].defaults.replace(**given)
+    if config.weights not in pretrained.SHIPPED_DATASETS:
+        return chosen.replace(binary=binary)
     preset = models.MODELS[config.model]
     defaults = {name: parameter.default for name, parameter in inspect.signature(preset).parameters.items()}
     arguments = {
@@ -134,7 +133,8 @@ def architecture(config, spec, binary=True):
         resolved = pretrained.resolve(preset, arguments)
     except ValueError as error:
         raise TrainingError(f"--weights {config.weights}: {error}") from error
-    return Architecture(**{knob: resolved[knob] for knob in KNOBS})
+    # The weights are the binary model's; its float twin (a teacher) has the same architecture.
+    return Architecture(**{knob: resolved[knob] for knob in KNOBS}).replace(binary=binary)
 
 
 def build_model(config, spec, binary):
@@ -154,7 +154,7 @@ def start_from_weights(model, config, spec):
     """Copies the trained weights of `config.weights` into every layer of `model` but its
     classifier (fine-tuning): the shipped model's, or those of a `.keras` file of the same
     architecture. Raises `TrainingError` naming the first layer that does not fit."""
-    if config.weights in _shipped_weights():
+    if config.weights in pretrained.SHIPPED_DATASETS:
         source = models.MODELS[config.model](
             weights=config.weights,
             include_top=False,
@@ -183,7 +183,7 @@ def start_from_weights(model, config, spec):
                 f"the trained model {found}; train with the architecture flags it was trained with"
             )
         layer.set_weights(origin.get_weights())
-    if config.weights in _shipped_weights():
+    if config.weights in pretrained.SHIPPED_DATASETS:
         _shrink_latent_weights(model)
 
 
