@@ -156,6 +156,10 @@ PRESET_ROWS = {
         "BCNN9, twin 12 epochs, student 4 + 24, phase 2 at 1e-3",
         dict(_BCNN8, model="BCNN9", **_LONGER, phase2_learning_rate=1e-3),
     ),
+    "BCNN9_long_phase1": (
+        "BCNN9, twin 12 epochs, student 8 + 24",
+        dict(_BCNN8, model="BCNN9", **_LONGER, phase1_epochs=8),
+    ),
     "BCNN18_s2": ("BCNN18 width 0.25, 3x3 stride-2 input block", dict(stem_strides=2)),
     "BCNN6": (
         "BCNN6 (stride-2 input block, 4 blocks)",
