@@ -51,7 +51,7 @@ def cnn_6conv_gap(input_shape=(28, 28, 1), classes=10):
 
 
 def mobilenet_style(input_shape=(28, 28, 1), classes=10):
-    """A small MobileNet-V1-style net: a 3x3 conv, then depthwise-separable blocks (33K parameters)."""
+    """A small MobileNet-V1-style net: a 3x3 conv, then depthwise-separable blocks (38K parameters)."""
     image = tf.keras.Input(input_shape)
     x = _conv_bn_relu(image, 16)
     for filters, strides in ((32, 1), (64, 2), (64, 1), (128, 2), (128, 1)):
