@@ -252,8 +252,9 @@ def test_rivals_smoke_run_has_every_kind_of_row_timed_in_one_run(tmp_path):
             "BCNN18 width 0.25, 3x3 stride-2 input block",
             "BCNN8 (stride-2 input block, 6 blocks)",
             "BCNN8, twin 12 epochs, student 4 + 24",
-            "BCNN8, twin 12 epochs, student 4 + 24, phase 2 at 1e-3",
             "BCNN9 (BCNN8 + a 256-channel block), twin 12 epochs, student 4 + 24",
+            "BCNN9, twin 12 epochs, student 4 + 24, phase 2 at 1e-3",
+            "BCNN9, twin 12 epochs, student 8 + 24",
             "BCNN6 (stride-2 input block, 4 blocks)",
         }
         assert report["rows_224x224"]["BCNN18"]["arm_latency"].endswith("(estimated, docs/deploy.md)")
