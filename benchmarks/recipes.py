@@ -148,8 +148,9 @@ PRESET_ROWS = {
         "BCNN9 (BCNN8 + a 256-channel block), twin 12 epochs, student 4 + 24",
         dict(_BCNN8, model="BCNN9", **_LONGER),
     ),
-    # Two changes to BCNN9's schedule, seed 0 on validation: phase 2 at 1e-3 lost 0.16 points
-    # (dropped), a phase 1 of 8 epochs gained 0.54 (docs/experiments.md).
+    # Two changes to BCNN9's schedule, tried on validation and not kept (docs/experiments.md):
+    # phase 2 at 1e-3 lost 0.16 points on seed 0; a phase 1 of 8 epochs gained 0.08 on the mean
+    # of two seeds, inside the noise, for 4 more epochs.
     "BCNN9_long_low_rate": (
         "BCNN9, twin 12 epochs, student 4 + 24, phase 2 at 1e-3",
         dict(_BCNN8, model="BCNN9", **_LONGER, phase2_learning_rate=1e-3),
