@@ -116,10 +116,15 @@ def architecture(config, spec, binary=True):
         >>> architecture(TrainConfig(output_dir="run", weights="fashion_mnist"), spec).width_multiplier
         0.25
     """
+    # Shipped weights are the binary model's; its float twin (a teacher) has the same architecture.
+    return _binary_architecture(config, spec).replace(binary=binary)
+
+
+def _binary_architecture(config, spec):
     given = {name: getattr(config, name) for name in ARCHITECTURE_SETTINGS if getattr(config, name) is not None}
     chosen = PRESETS[config.model].defaults.replace(**given)
     if config.weights not in pretrained.SHIPPED_DATASETS:
-        return chosen.replace(binary=binary)
+        return chosen
     preset = models.MODELS[config.model]
     defaults = {name: parameter.default for name, parameter in inspect.signature(preset).parameters.items()}
     arguments = {
@@ -133,8 +138,7 @@ def architecture(config, spec, binary=True):
         resolved = pretrained.resolve(preset, arguments)
     except ValueError as error:
         raise TrainingError(f"--weights {config.weights}: {error}") from error
-    # The weights are the binary model's; its float twin (a teacher) has the same architecture.
-    return Architecture(**{knob: resolved[knob] for knob in KNOBS}).replace(binary=binary)
+    return Architecture(**{knob: resolved[knob] for knob in KNOBS})
 
 
 def build_model(config, spec, binary):
