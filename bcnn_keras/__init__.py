@@ -78,6 +78,7 @@ _EXPORTS = {
     "BCNNA": "models",
     "BCNN8": "models",
     "BCNN9": "models",
+    "BCNN10": "models",
     "BCNN6": "models",
     "custom_objects": "models",
     **{

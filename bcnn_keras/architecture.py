@@ -151,6 +151,7 @@ PRESETS = {
     ),
     "BCNN8": Preset(_resnet_blocks((32, 64, 128), (2, 2, 2)), 32, 2, _SMALL_IMAGE_DEFAULTS),
     "BCNN9": Preset(_resnet_blocks((32, 64, 128, 256), (2, 2, 2, 1)), 32, 2, _SMALL_IMAGE_DEFAULTS),
+    "BCNN10": Preset(_resnet_blocks((32, 64, 128, 256), (2, 2, 3, 1)), 32, 2, _SMALL_IMAGE_DEFAULTS),
     "BCNN6": Preset(_resnet_blocks((32, 64, 128, 256), (1, 1, 1, 1)), 32, 2, _SMALL_IMAGE_DEFAULTS),
 }
 

@@ -3,7 +3,7 @@
 `BCNN18` follows ResNet-18 (4 stages of 2 basic blocks, widths 64/128/256/512), with every 3x3
 conv in its own BCNN block. `BCNNA` follows ReActNet-A (the MobileNet-V1 layout with each
 depthwise/pointwise pair turned into a binary 3x3 block and a binary 1x1 block). `BCNN8`,
-`BCNN9` and `BCNN6` are for small images. All share one builder: binary input block -> BCNN
+`BCNN9`, `BCNN10` and `BCNN6` are for small images. All share one builder: binary input block -> BCNN
 blocks -> pooling -> binary classifier. Their layouts and the defaults of their architecture
 knobs are declared once, in `bcnn_keras.architecture`.
 """
@@ -323,6 +323,31 @@ def BCNN9(
         (256, (None, 10))
     """
     return _build(BCNN9, locals())
+
+
+@_preset
+def BCNN10(
+    *,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="bcnn10",
+    **architecture,
+):
+    """`BCNN9` with a third 128-channel block, where the map is 4x4 at 28x28 (cheap in time): a
+    3x3 stride-2 input block of 32 channels, then 2, 2, 3 and 1 BCNN blocks (32, 64, 128, 256
+    channels), 10 binary matrix ops.
+
+    Example:
+        >>> model = bcnn_keras.BCNN10(input_shape=(28, 28, 1), classes=10)
+        >>> [model.get_layer(f"block{i}_conv").filters for i in (6, 7, 8)]
+        [128, 128, 256]
+    """
+    return _build(BCNN10, locals())
 
 
 @_preset

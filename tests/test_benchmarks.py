@@ -3,6 +3,7 @@ the README quotes. No timing is asserted. The training benchmarks' runs are slow
 processes each) and run in `make test-slow`, which CI runs after `make test`."""
 
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -80,6 +81,15 @@ def test_inference_profile_attributes_every_op_to_a_category(tmp_path):
     assert "coverage (parts / whole)" in stdout and "method:" in stdout
 
 
+@pytest.fixture
+def runs(tmp_path):
+    """A run folder inside the repo (where the benchmarks write their runs), removed after the
+    test, pass or fail."""
+    folder = f"runs/test_{tmp_path.name}"
+    yield folder
+    shutil.rmtree(REPO / folder, ignore_errors=True)
+
+
 def _run_benchmark(script, tmp_path, *arguments):
     output = tmp_path / "result.json"
     command = [sys.executable, f"benchmarks/{script}", *arguments, "--json", str(output)]
@@ -89,8 +99,7 @@ def _run_benchmark(script, tmp_path, *arguments):
 
 
 @pytest.mark.slow
-def test_accuracy_benchmark_smoke_run_records_command_and_exported_model(tmp_path):
-    runs = f"runs/test_{tmp_path.name}"
+def test_accuracy_benchmark_smoke_run_records_command_and_exported_model(tmp_path, runs):
     report, stdout = _run_benchmark(
         "fashion_mnist.py",
         tmp_path,
@@ -107,48 +116,40 @@ def test_accuracy_benchmark_smoke_run_records_command_and_exported_model(tmp_pat
         "--output-dir",
         runs,
     )
-    try:
-        assert (
-            report["command"].startswith("python -m bcnn_keras.train")
-            and "--validation-images 5000" in report["command"]
-        )
-        assert report["selected_on"] == "validation" and report["recipe"] == "fast"
-        assert report["exported"]["binary_mac_fraction"] == 1.0 and report["exported"]["samples"] == 200
-        assert set(report["validation_top1"]) == {"float_twin", "binary_after_phase1", "binary_final"}
-        assert set(report["test_top1"]) == {"float_twin", "binary_final"}
-        assert report["cpu"] and report["cores"] >= 1
-        assert report["cpu_flags"] and all(isinstance(value, bool) for value in report["cpu_flags"].values())
-        assert "fully binary (final)" in stdout
-        assert (tmp_path / "result.png").stat().st_size > 0  # beside the JSON by default
-    finally:
-        shutil.rmtree(REPO / runs, ignore_errors=True)
+    assert (
+        report["command"].startswith("python -m bcnn_keras.train") and "--validation-images 5000" in report["command"]
+    )
+    assert report["selected_on"] == "validation" and report["recipe"] == "fast"
+    assert report["exported"]["binary_mac_fraction"] == 1.0 and report["exported"]["samples"] == 200
+    assert set(report["validation_top1"]) == {"float_twin", "binary_after_phase1", "binary_final"}
+    assert set(report["test_top1"]) == {"float_twin", "binary_final"}
+    assert report["cpu"] and report["cores"] >= 1
+    assert report["cpu_flags"] and all(isinstance(value, bool) for value in report["cpu_flags"].values())
+    assert "fully binary (final)" in stdout
+    assert (tmp_path / "result.png").stat().st_size > 0  # beside the JSON by default
 
 
 @pytest.mark.slow
-def test_design_space_smoke_run_tables_every_row_and_resumes(tmp_path):
-    runs = f"runs/test_{tmp_path.name}"
+def test_design_space_smoke_run_tables_every_row_and_resumes(tmp_path, runs):
     arguments = ["--smoke", "--seeds", "0", "--output-dir", runs, "--png", str(tmp_path / "design.png")]
     report, stdout = _run_benchmark("design_space.py", tmp_path, *arguments)
-    try:
-        rows = report["rows"]
-        assert list(rows) == [
-            "float_twin",
-            "larq_zoo_style",
-            "float_input",
-            "float_classifier",
-            "float_shortcuts",
-            "binary_x8",
-        ]
-        assert rows["float_twin"]["binary_mac_fraction"] == 0.0 and rows["float_twin"]["latency_vs_float_twin"] == 1.0
-        assert rows["binary_x8"]["binary_mac_fraction"] == 1.0 and rows["binary_x8"]["float_layers"] == []
-        assert set(rows["larq_zoo_style"]["float_layers"]) == {"stem_conv", "classifier_dense"}
-        assert rows["binary_x8"]["size_bytes"] < rows["larq_zoo_style"]["size_bytes"] < rows["float_twin"]["size_bytes"]
-        assert all(row["test_top1_min"] <= row["test_top1_mean"] <= row["test_top1_max"] for row in rows.values())
-        assert (tmp_path / "design.png").stat().st_size > 0
-        again, stdout = _run_benchmark("design_space.py", tmp_path, *arguments)
-        assert stdout.count("done earlier") == 6 and again["rows"]["binary_x8"]["seeds"] == rows["binary_x8"]["seeds"]
-    finally:
-        shutil.rmtree(REPO / runs, ignore_errors=True)
+    rows = report["rows"]
+    assert list(rows) == [
+        "float_twin",
+        "larq_zoo_style",
+        "float_input",
+        "float_classifier",
+        "float_shortcuts",
+        "binary_x8",
+    ]
+    assert rows["float_twin"]["binary_mac_fraction"] == 0.0 and rows["float_twin"]["latency_vs_float_twin"] == 1.0
+    assert rows["binary_x8"]["binary_mac_fraction"] == 1.0 and rows["binary_x8"]["float_layers"] == []
+    assert set(rows["larq_zoo_style"]["float_layers"]) == {"stem_conv", "classifier_dense"}
+    assert rows["binary_x8"]["size_bytes"] < rows["larq_zoo_style"]["size_bytes"] < rows["float_twin"]["size_bytes"]
+    assert all(row["test_top1_min"] <= row["test_top1_mean"] <= row["test_top1_max"] for row in rows.values())
+    assert (tmp_path / "design.png").stat().st_size > 0
+    again, stdout = _run_benchmark("design_space.py", tmp_path, *arguments)
+    assert stdout.count("done earlier") == 6 and again["rows"]["binary_x8"]["seeds"] == rows["binary_x8"]["seeds"]
 
 
 @pytest.mark.slow
@@ -202,26 +203,22 @@ def test_ship_pretrained_rebuilds_the_shipped_folder_from_a_run(tmp_path):
 
 
 @pytest.mark.slow
-def test_fine_tune_benchmark_smoke_run_chooses_on_validation_and_compares_two_seeds(tmp_path):
-    runs = f"runs/test_{tmp_path.name}"
+def test_fine_tune_benchmark_smoke_run_chooses_on_validation_and_compares_two_seeds(tmp_path, runs):
     report, stdout = _run_benchmark("fine_tune_digits.py", tmp_path, "--smoke", "--output-dir", runs)
-    try:
-        assert report["selected_on"] == "validation" and report["smoke"]
-        assert set(report["recipe_choice"]) == {
-            "head_then_phase2",
-            "head_then_both",
-            "phase2_only",
-            "both_phases",
-            "scratch_10_20",
-            "scratch_15_15",
-        }
-        for side in ("fine_tuned", "scratch"):
-            result = report["results"][side]
-            assert len(result["held_out_top1"]) == 2 and result["min"] <= result["mean"] <= result["max"]
-        assert "--weights fashion_mnist" in report["results"]["fine_tuned"]["commands"][0]
-        assert "held-out top-1 (1,297 digits)" in stdout
-    finally:
-        shutil.rmtree(REPO / runs, ignore_errors=True)
+    assert report["selected_on"] == "validation" and report["smoke"]
+    assert set(report["recipe_choice"]) == {
+        "head_then_phase2",
+        "head_then_both",
+        "phase2_only",
+        "both_phases",
+        "scratch_10_20",
+        "scratch_15_15",
+    }
+    for side in ("fine_tuned", "scratch"):
+        result = report["results"][side]
+        assert len(result["held_out_top1"]) == 2 and result["min"] <= result["mean"] <= result["max"]
+    assert "--weights fashion_mnist" in report["results"]["fine_tuned"]["commands"][0]
+    assert "held-out top-1 (1,297 digits)" in stdout
 
 
 @pytest.mark.slow
@@ -233,31 +230,43 @@ def test_uint8_input_benchmark_compares_both_files_of_the_shipped_model(tmp_path
     assert report["latency_uint8_over_float32"] > 0 and "uint8 / float32" in stdout
 
 
+def test_rivals_trains_the_kept_presets_unless_told_and_names_every_row_on_a_typo():
+    def rivals(*args):
+        return subprocess.run(
+            [sys.executable, "benchmarks/rivals.py", *args],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=300,
+            env={**os.environ, "COLUMNS": "1000"},  # no line breaks in the usage
+        )
+
+    usage = rivals("--help").stdout
+    assert "(default: binary_x8,larq_zoo_style,BCNN18_s2,BCNN6,BCNN8,BCNN9_long,BCNN10_long)" in usage
+    typo = rivals("--binary-rows", "BCNN9_long,BCNN9_wide")
+    assert typo.returncode == 2 and "no binary row BCNN9_wide; the rows:" in typo.stderr
+    assert "BCNN9_long_phase1" in typo.stderr and "Traceback" not in typo.stderr
+
+
 @pytest.mark.slow
-def test_rivals_smoke_run_has_every_kind_of_row_timed_in_one_run(tmp_path):
-    runs = f"runs/test_{tmp_path.name}"
+def test_rivals_smoke_run_has_every_kind_of_row_timed_in_one_run(tmp_path, runs):
     report, stdout = _run_benchmark(
         "rivals.py", tmp_path, "--smoke", "--output-dir", runs, "--png", str(tmp_path / "r.png")
     )
-    try:
-        rows = report["rows_28x28"]
-        kinds = {row["kind"] for row in rows.values()}
-        assert kinds == {"int8 PTQ", "int8 QAT", "partially binary", "fully binary"}
-        assert sum(row["kind"] == "int8 PTQ" for row in rows.values()) == 4
-        shipped = rows.pop(report["reference"])
-        assert shipped["selected_on"].startswith("test") and shipped["latency_vs_reference"] == 1.0
-        assert all(row["selected_on"] == "validation" and row["latency_ms"] > 0 for row in rows.values())
-        assert all(row["arm_latency"].startswith("n/a") for row in rows.values())
-        assert set(report["targets"]["presets"]) == {
-            "BCNN18 width 0.25, 3x3 stride-2 input block",
-            "BCNN8 (stride-2 input block, 6 blocks)",
-            "BCNN8, twin 12 epochs, student 4 + 24",
-            "BCNN9 (BCNN8 + a 256-channel block), twin 12 epochs, student 4 + 24",
-            "BCNN9, twin 12 epochs, student 4 + 24, phase 2 at 1e-3",
-            "BCNN9, twin 12 epochs, student 8 + 24",
-            "BCNN6 (stride-2 input block, 4 blocks)",
-        }
-        assert report["rows_224x224"]["BCNN18"]["arm_latency"].endswith("(estimated, docs/deploy.md)")
-        assert (tmp_path / "r.png").stat().st_size > 0 and "28x28 model" in stdout
-    finally:
-        shutil.rmtree(REPO / runs, ignore_errors=True)
+    rows = report["rows_28x28"]
+    kinds = {row["kind"] for row in rows.values()}
+    assert kinds == {"int8 PTQ", "int8 QAT", "partially binary", "fully binary"}
+    assert sum(row["kind"] == "int8 PTQ" for row in rows.values()) == 4
+    shipped = rows.pop(report["reference"])
+    assert shipped["selected_on"].startswith("test") and shipped["latency_vs_reference"] == 1.0
+    assert all(row["selected_on"] == "validation" and row["latency_ms"] > 0 for row in rows.values())
+    assert all(row["arm_latency"].startswith("n/a") for row in rows.values())
+    assert set(report["targets"]["presets"]) == {
+        "BCNN18 width 0.25, 3x3 stride-2 input block",
+        "BCNN8 (stride-2 input block, 6 blocks)",
+        "BCNN9 (BCNN8 + a 256-channel block), twin 12 epochs, student 4 + 24",
+        "BCNN10 (BCNN9 + a third 128-channel block), twin 12 epochs, student 4 + 24",
+        "BCNN6 (stride-2 input block, 4 blocks)",
+    }
+    assert report["rows_224x224"]["BCNN18"]["arm_latency"].endswith("(estimated, docs/deploy.md)")
+    assert (tmp_path / "r.png").stat().st_size > 0 and "28x28 model" in stdout
