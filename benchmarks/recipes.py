@@ -136,7 +136,7 @@ def trained_row(config, label):
 
 
 # Fully binary presets for small images, at the fast recipe's distillation. The small presets
-# (BCNN8, BCNN9, BCNN6) bring their own widths and input block: the fast recipe's BCNN18 settings
+# (BCNN8, BCNN9, BCNN10, BCNN6) bring their own widths and input block: the fast recipe's BCNN18 settings
 # are cleared.
 _SMALL_PRESET = dict(width_multiplier=None, stem_strides=None, stem_kernel_size=None)
 # BCNN8's validation curve was still rising at the end of the fast recipe's 12 phase-2 epochs,
