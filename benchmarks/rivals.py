@@ -251,10 +251,12 @@ def binary_rows(names, seeds, output_dir, smoke):
                 recipes.design_row_config(recipes.TWIN, seed, dirs[0], dirs[2]), f"float twin seed {seed}"
             )
     rows = {}
-    for label, config_of in (BINARY_ROWS[name] for name in names):
+    for name in names:
+        label, config_of = BINARY_ROWS[name]
         records = {seed: recipes.trained_row(config_of(seed, dirs), f"{label} seed {seed}") for seed in seeds}
         first = records[seeds[0]]
         rows[label] = {
+            "id": name,
             "kind": "fully binary" if first["binary_mac_fraction"] == 1.0 else "partially binary",
             "test_top1": {str(seed): record["test_top1"] for seed, record in records.items()},
             "commands": [record["command"] for record in records.values()],
@@ -273,6 +275,7 @@ def shipped_row():
     shipped = pretrained.SHIPPED[("BCNN18", "fashion_mnist")]
     record = shipped.record
     return {
+        "id": "shipped",
         "kind": "fully binary",
         "test_top1": {"0": record["exported_tflite"]["parity_10k"]["tflite_accuracy"]},
         "commands": [record["training_command"]],
@@ -414,6 +417,14 @@ def plot(rows, path):
                 panel.errorbar(
                     [rows[n][key] * scale for n in names], y, yerr=error, fmt="o", color=color, label=kind, capsize=2
                 )
+                for name in names if kind != "int8 QAT" else ():  # a QAT point sits by its PTQ twin's label
+                    panel.annotate(
+                        rows[name]["id"],
+                        (rows[name][key] * scale, 100 * rows[name]["test_top1_mean"]),
+                        textcoords="offset points",
+                        xytext=(4, 4),
+                        fontsize=6,
+                    )
                 front = pareto(members, key)
                 panel.step(
                     [rows[n][key] * scale for n in front],
@@ -460,7 +471,7 @@ def main():
 
     rows = {}
     for name in args.int8_rows:
-        rows.update(int8_rows(name, args.output_dir, args.smoke))
+        rows.update({label: dict(row, id=name) for label, row in int8_rows(name, args.output_dir, args.smoke).items()})
     rows[REFERENCE] = shipped_row()
     rows.update(binary_rows(args.binary_rows, seeds, args.output_dir, args.smoke))
     summarize(rows)

@@ -257,6 +257,8 @@ def test_rivals_smoke_run_has_every_kind_of_row_timed_in_one_run(tmp_path, runs)
     kinds = {row["kind"] for row in rows.values()}
     assert kinds == {"int8 PTQ", "int8 QAT", "partially binary", "fully binary"}
     assert sum(row["kind"] == "int8 PTQ" for row in rows.values()) == 4
+    labelled = [row["id"] for row in rows.values() if row["kind"] != "int8 QAT"]  # the plot's point labels
+    assert len(set(labelled)) == len(labelled) and "shipped" in labelled
     shipped = rows.pop(report["reference"])
     assert shipped["selected_on"].startswith("test") and shipped["latency_vs_reference"] == 1.0
     assert all(row["selected_on"] == "validation" and row["latency_ms"] > 0 for row in rows.values())
