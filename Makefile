@@ -73,7 +73,7 @@ bench-fine-tune: venv fashion-mnist
 	$(PY) benchmarks/fine_tune_digits.py
 
 # Fully binary files against int8 TFLite models and larq-zoo-style ones: accuracy, bytes, latency
-# (hours on 2 cores; resumable: rows already trained, here or by bench-design, are kept).
+# (hours on 2 cores; resumable: rows recorded in benchmarks/results/rows/, here or by bench-design, are kept).
 bench-rivals: venv fashion-mnist
 	$(PY) benchmarks/rivals.py
 

@@ -9,7 +9,9 @@ the downsampling shortcuts, the classifier, or none (fully binary). Each row tra
 seeds, each seed with its own twin; the test set is evaluated once per run.
 
 The run is resumable: a row and seed is saved to `ROW/seedS/row.json` in the output dir when it
-finishes, and a re-run skips what is done (the training CLI resumes an unfinished one). Each
+finishes, and with the default output dir also in the repo (`results/rows/design_space/`); a
+re-run skips what is done (the training CLI resumes an unfinished one). A row whose trained file
+is not at hand is timed on its architecture rebuilt with random weights. Each
 trained model is exported (`--allow-float` where needed); its size and binary MAC share are read
 from the flatbuffer, and the seed-0 files of all rows are timed at 28x28 on the LCE interpreter
 (x86, 1 thread, indirect BGEMM + XNNPACK) in interleaved rounds, as a ratio to the float twin.
@@ -29,7 +31,7 @@ import time
 import numpy as np
 
 import recipes
-from common import REPO, RESULTS_DIR, interleaved_latencies, machine, png_plot, write_json
+from common import RESULTS_DIR, file_to_time, interleaved_latencies, machine, png_plot, write_json
 
 TWIN = recipes.TWIN
 ROWS = recipes.DESIGN_ROWS
@@ -109,21 +111,32 @@ def main():
     if args.smoke:
         args.latency_runs, args.rounds = 10, 1
 
-    output_dir = os.path.abspath(os.path.join(REPO, args.output_dir))
     names = [TWIN] + [name for name in ROWS if name in args.rows and name != TWIN]
     started = time.time()
     records = {name: {} for name in names}
+    configs = {
+        (name, seed): recipes.design_row_config(name, seed, args.output_dir, args.smoke)
+        for name in names
+        for seed in args.seeds
+    }
     for seed in args.seeds:  # a whole seed at a time: its rows are comparable as soon as it is done
+        # The twin's model is every other row's teacher: a recorded twin whose file is gone trains again.
+        students_left = any(recipes.recorded_row(configs[name, seed])[1] is None for name in names if name != TWIN)
         for name in names:
-            config = recipes.design_row_config(name, seed, args.output_dir, args.smoke)
-            records[name][seed] = recipes.trained_row(config, f"{name} seed {seed}")
+            label = f"{name} seed {seed}"
+            records[name][seed] = recipes.trained_row(
+                configs[name, seed], label, model_needed=name == TWIN and students_left
+            )
     rows = {name: summarize(name, records[name]) for name in names}
 
     first_seed = args.seeds[0]
     flatbuffers = {}
     for name in names:
-        with open(os.path.join(output_dir, name, f"seed{first_seed}", "model.tflite"), "rb") as stream:
-            flatbuffers[name] = stream.read()
+        record = dict(records[name][first_seed])
+        flatbuffers[name] = file_to_time(
+            record, lambda name=name: recipes.rebuilt_flatbuffer(configs[name, first_seed])
+        )
+        rows[name]["timed_file"] = record["timed_file"]
     print(
         f"\ntiming {len(rows)} models at 28x28, {args.rounds} interleaved rounds of {args.latency_runs} runs",
         flush=True,

@@ -6,11 +6,11 @@ set is evaluated once, at the end of each run.
 """
 
 import os
+import shlex
 
-from bcnn_keras.files import read_json, write_json
 from bcnn_keras.run_dir import MODEL_FILE, load_history, read_test_result
 from bcnn_keras.training import TrainConfig
-from common import REPO, machine, run_training
+from common import REPO, machine, randomize_weights, read_record, run_training, save_record
 
 VALIDATION_IMAGES = 5000
 
@@ -93,9 +93,21 @@ def config(recipe, output_dir, seed=0, **overrides):
 ROW_FILE = "row.json"
 
 
-def trained_row(config, label):
-    """Trains `config` (unless its output dir holds a `row.json`: then it is done) and exports
-    the model (float layers allowed); returns the row's record, also saved as `row.json`.
+def training_command(config):
+    """The training command of `config`, as a user would type it (and as `run_training` runs it)."""
+    return shlex.join(["python", "-m", "bcnn_keras.train", *config.to_argv()])
+
+
+def recorded_row(config):
+    """`(path, record)` of the finished row of `config` (in its run folder or in the repo), or `(None, None)`."""
+    return read_record(config.output_dir, ROW_FILE, "command", training_command(config))
+
+
+def trained_row(config, label, model_needed=False):
+    """Trains `config` (unless its row is recorded: in its output dir or, for the benchmarks'
+    own runs, in `results/rows/`; then it is done) and exports the model (float layers
+    allowed); returns the row's record, saved in both places. `model_needed`: a recorded row
+    whose model file is gone trains again (a teacher).
 
     The record: the command, where and how long it trained, the test top-1 (evaluated once) and
     the final validation top-1, the file's size, binary MAC share, MACs and float layers.
@@ -103,10 +115,10 @@ def trained_row(config, label):
     from bcnn_keras import export
 
     row_dir = os.path.join(REPO, config.output_dir)
-    done = os.path.join(row_dir, ROW_FILE)
-    if os.path.exists(done):
-        print(f"[{label}] done earlier: {done}")
-        return read_json(done)
+    path, record = recorded_row(config)
+    if record is not None and (os.path.exists(os.path.join(row_dir, MODEL_FILE)) or not model_needed):
+        print(f"[{label}] done earlier: {path}")
+        return record
     command, minutes = run_training(config.to_argv(), label=f"\n[{label}]")
     history = load_history(os.path.join(row_dir, "history.json"))
     report = export.export(
@@ -131,8 +143,26 @@ def trained_row(config, label):
         "float_layers": [entry["layer"] for entry in report.float_layers],
         "tflite": os.path.relpath(os.path.join(row_dir, "model.tflite"), REPO),
     }
-    write_json(done, record, indent=1)
+    save_record(config.output_dir, ROW_FILE, record)
     return record
+
+
+def rebuilt_flatbuffer(config):
+    """The file of `config`'s architecture with random weights (exported as `trained_row` does):
+    what is timed when a recorded row's trained file is not at hand."""
+    import tempfile
+
+    from bcnn_keras import data, export
+    from bcnn_keras.training import trainer
+
+    spec = data.dataset_spec(config.dataset)
+    model = trainer.build_model(config, spec, binary=not config.float_twin)
+    randomize_weights(model)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.tflite")
+        export.export(model, path, allow_float=True, latency_runs=0)
+        with open(path, "rb") as stream:
+            return stream.read()
 
 
 # Fully binary presets for small images, at the fast recipe's distillation. The small presets

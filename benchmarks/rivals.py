@@ -24,7 +24,11 @@ BCNN18Small and BCNNA against larq-zoo's QuickNet and QuickNetSmall and the int8
 MobileNetV2, MobileNetV3Small and ResNet-18, timed the same way; ImageNet top-1 and ARM
 latencies quoted from their publications, or estimated (`docs/deploy.md`), and marked so.
 
-Resumable: each row is saved when it finishes (`runs/rivals/...`), and a re-run skips it.
+Resumable across machines: each row is saved when it finishes, in its run folder (`runs/...`)
+and in the repo (`results/rows/...`), and a re-run skips it unless the row's command or recipe
+changed since. A recorded row whose trained file is not at hand (trained in another clone) is
+timed on its architecture rebuilt with random weights: latency does not depend on their values,
+and the JSON says which file each row's latency comes from (`timed_file`).
 Writes JSON and a PNG (test top-1 against bytes and against latency, the Pareto fronts).
 
     python benchmarks/rivals.py           # make bench-rivals (hours on 2 cores)
@@ -43,8 +47,19 @@ import numpy as np
 import recipes
 import zoo
 from bcnn_keras import data
-from bcnn_keras.files import read_json, write_json as write_file
-from common import REPO, RESULTS_DIR, interleaved_latencies, machine, png_plot, write_json
+from bcnn_keras.files import read_json as read_file, write_json as write_file
+from common import (
+    REPO,
+    RESULTS_DIR,
+    file_to_time,
+    interleaved_latencies,
+    machine,
+    png_plot,
+    randomize_weights,
+    read_record,
+    save_record,
+    write_json,
+)
 
 OUTPUT_DIR = os.path.join("runs", "rivals")
 LATENCY_SETTINGS = dict(threads=1, indirect_bgemm=True, xnnpack=True)
@@ -53,6 +68,12 @@ BATCH_SIZE = 128
 LEARNING_RATES = (1e-3, 3e-3, 1e-2)
 MIDDLE_RATE = 3e-3
 QAT_EPOCHS = 3
+INT8_FILE = "rows.json"
+# What an int8 row's record was made by: a row recorded with other settings trains again.
+INT8_RECIPE = (
+    f"Adam, cosine decay, {EPOCHS} epochs, batch {BATCH_SIZE}; augmentation none or standard at {MIDDLE_RATE}, "
+    f"then learning rates {', '.join(map(str, LEARNING_RATES))}, chosen on validation; PTQ, QAT {QAT_EPOCHS} epochs"
+)
 SEEDS = (0, 1)
 # Binary rows: id -> (label, the config of a seed); the functions take the seed and the folders
 # of the design space and of the presets.
@@ -126,7 +147,7 @@ def _train_float(name, augment, rate, folder, smoke):
 
     done = os.path.join(folder, "result.json")
     if os.path.exists(done):
-        return read_json(done)["validation_top1"]
+        return read_file(done)["validation_top1"]
     tf.keras.utils.set_random_seed(0)
     train, validation, _ = _datasets(augment, smoke)
     epochs = 1 if smoke else EPOCHS
@@ -164,10 +185,10 @@ def int8_rows(name, output_dir, smoke):
     import tensorflow as tf
 
     folder = os.path.join(REPO, output_dir, "int8", name)
-    done = os.path.join(folder, "rows.json")
-    if os.path.exists(done):
+    done, rows = read_record(folder, INT8_FILE, "recipe", INT8_RECIPE)
+    if rows is not None:
         print(f"[int8 {name}] done earlier: {done}")
-        return read_json(done)
+        return rows["rows"]
     trials = {}
     for augment in ("none", "standard"):
         trials[(augment, MIDDLE_RATE)] = _train_float(
@@ -211,7 +232,7 @@ def int8_rows(name, output_dir, smoke):
             "binary_mac_fraction": 0.0,
             "tflite": os.path.relpath(path, REPO),
         }
-    write_file(done, rows)
+    save_record(folder, INT8_FILE, {"recipe": INT8_RECIPE, "rows": rows})
     return rows
 
 
@@ -232,24 +253,38 @@ def _quantization_aware(model, rate, augment, smoke):
         metrics=["accuracy"],
     )
     quantized.fit(train, validation_data=validation, epochs=1 if smoke else QAT_EPOCHS, verbose=2)
+    return _qat_flatbuffer(quantized)
+
+
+def _qat_flatbuffer(quantized):
+    import tensorflow as tf
+
     converter = tf.lite.TFLiteConverter.from_keras_model(quantized)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.inference_input_type = tf.uint8
     return converter.convert()
 
 
+def rebuilt_int8(name, kind):
+    """The int8 file (`kind` "int8 PTQ" or "int8 QAT") of the small CNN `name` with random weights."""
+    model = zoo.SMALL_CNNS[name][0]()
+    randomize_weights(model)
+    if kind == "int8 QAT":
+        import tensorflow_model_optimization as tfmot
+
+        return _qat_flatbuffer(tfmot.quantization.keras.quantize_model(model))
+    return zoo.int8_flatbuffer(model, np.random.default_rng(0).uniform(0, 1, (16, *model.input_shape[1:])))
+
+
 def binary_rows(names, seeds, output_dir, smoke):
     """The binary rows `names`, trained where their run has no `row.json` yet: test top-1 per seed.
     Their runs are the design space's and the presets' (smoke runs go under `output_dir` instead)."""
-    if smoke:
-        dirs = (os.path.join(output_dir, "design_space"), os.path.join(output_dir, "presets"), True)
-    else:
-        dirs = (recipes.DESIGN_DIR, recipes.PRESET_DIR, False)
-    if set(names) & set(recipes.DESIGN_ROWS):  # the design-space rows learn from their seed's float twin
-        for seed in seeds:
-            recipes.trained_row(
-                recipes.design_row_config(recipes.TWIN, seed, dirs[0], dirs[2]), f"float twin seed {seed}"
-            )
+    dirs = _run_dirs(output_dir, smoke)
+    for seed in seeds:  # the design-space rows learn from their seed's float twin
+        students = [BINARY_ROWS[name][1](seed, dirs) for name in names if name in recipes.DESIGN_ROWS]
+        if any(recipes.recorded_row(student)[1] is None for student in students):
+            twin = recipes.design_row_config(recipes.TWIN, seed, dirs[0], dirs[2])
+            recipes.trained_row(twin, f"float twin seed {seed}", model_needed=True)
     rows = {}
     for name in names:
         label, config_of = BINARY_ROWS[name]
@@ -265,6 +300,20 @@ def binary_rows(names, seeds, output_dir, smoke):
             **{key: first[key] for key in ("size_bytes", "binary_mac_fraction", "tflite")},
         }
     return rows
+
+
+def _run_dirs(output_dir, smoke):
+    """The folders of the design-space and preset runs, and whether they are smoke runs."""
+    if smoke:
+        return os.path.join(output_dir, "design_space"), os.path.join(output_dir, "presets"), True
+    return recipes.DESIGN_DIR, recipes.PRESET_DIR, False
+
+
+def rebuild(row, seed, output_dir, smoke):
+    """A function that rebuilds `row`'s file with random weights (for `file_to_time`)."""
+    if row["kind"].startswith("int8"):
+        return lambda: rebuilt_int8(row["id"], row["kind"])
+    return lambda: recipes.rebuilt_flatbuffer(BINARY_ROWS[row["id"]][1](seed, _run_dirs(output_dir, smoke)))
 
 
 def shipped_row():
@@ -475,10 +524,7 @@ def main():
     rows[REFERENCE] = shipped_row()
     rows.update(binary_rows(args.binary_rows, seeds, args.output_dir, args.smoke))
     summarize(rows)
-    files = {}
-    for name, row in rows.items():
-        with open(os.path.join(REPO, row["tflite"]), "rb") as stream:
-            files[name] = stream.read()
+    files = {name: file_to_time(row, rebuild(row, seeds[0], args.output_dir, args.smoke)) for name, row in rows.items()}
     print(f"\ntiming {len(files)} files at 28x28, {args.rounds} interleaved rounds of {args.runs} runs", flush=True)
     latencies = interleaved_latencies(files, LATENCY_SETTINGS, args.runs, args.rounds)
     for name, row in rows.items():

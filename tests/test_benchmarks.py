@@ -93,7 +93,7 @@ def runs(tmp_path):
 def _run_benchmark(script, tmp_path, *arguments):
     output = tmp_path / "result.json"
     command = [sys.executable, f"benchmarks/{script}", *arguments, "--json", str(output)]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=900)
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=1800)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return json.loads(output.read_text()), result.stdout
 
@@ -272,3 +272,71 @@ def test_rivals_smoke_run_has_every_kind_of_row_timed_in_one_run(tmp_path, runs)
     }
     assert report["rows_224x224"]["BCNN18"]["arm_latency"].endswith("(estimated, docs/deploy.md)")
     assert (tmp_path / "r.png").stat().st_size > 0 and "28x28 model" in stdout
+    assert all(row["timed_file"] == "the trained file" for row in rows.values())
+
+    # A row recorded without its file (trained in another clone) is timed on its architecture rebuilt.
+    gone = [label for label, row in rows.items() if row["id"] in ("BCNN6", "cnn_3conv_gap")]
+    for label in gone:
+        (REPO / rows[label]["tflite"]).unlink()
+    again, stdout = _run_benchmark(
+        "rivals.py", tmp_path, "--smoke", "--skip-224", "--output-dir", runs, "--png", str(tmp_path / "r.png")
+    )
+    assert "[BCNN6 (stride-2 input block, 4 blocks) seed 0] done earlier" in stdout
+    for label in gone:
+        row = again["rows_28x28"][label]
+        assert row["timed_file"].startswith("rebuilt with random weights") and row["latency_ms"] > 0
+        assert row["size_bytes"] == rows[label]["size_bytes"] and row["test_top1"] == rows[label]["test_top1"]
+
+
+@pytest.fixture
+def benchmark_modules(monkeypatch):
+    """The benchmarks' own modules (`common`, `recipes`, `rivals`), importable as the scripts import them."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import common
+    import recipes
+    import rivals
+
+    return common, recipes, rivals
+
+
+def test_a_finished_row_is_recorded_in_the_repo_and_found_there_unless_its_command_changed(
+    benchmark_modules, tmp_path, monkeypatch
+):
+    common = benchmark_modules[0]
+    monkeypatch.setattr(common, "REPO", str(tmp_path))
+    monkeypatch.setattr(common, "RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setattr(common, "RECORDS_DIR", str(tmp_path / "results" / "rows"))
+    run_dir = os.path.join("runs", "presets", "BCNN6", "seed0")
+    assert common.committed_record_path(run_dir) == str(tmp_path / "results/rows/presets/BCNN6/seed0.json")
+    assert common.committed_record_path(os.path.join("runs", "test_smoke", "presets", "BCNN6", "seed0")) is None
+
+    command = f"python -m bcnn_keras.train --teacher {tmp_path}/runs/twin/model.keras"
+    common.save_record(run_dir, "row.json", {"command": command, "test_top1": 0.9})
+    shutil.rmtree(tmp_path / "runs")  # a fresh clone: the run folder is gone, the record is in the repo
+    path, record = common.read_record(run_dir, "row.json", "command", command)
+    assert path.endswith("results/rows/presets/BCNN6/seed0.json") and record["test_top1"] == 0.9
+    # Another clone names the teacher by its own absolute path: the same command.
+    moved = command.replace(str(tmp_path), "/elsewhere/repo")
+    assert common._portable(moved) != common._portable(command)
+    monkeypatch.setattr(common, "REPO", "/elsewhere/repo")
+    assert common._portable(moved) == "python -m bcnn_keras.train --teacher runs/twin/model.keras"
+    monkeypatch.setattr(common, "REPO", str(tmp_path))
+    assert common.read_record(run_dir, "row.json", "command", command + " --seed 1") == (None, None)
+
+
+def test_the_rows_recorded_in_the_repo_were_made_by_todays_recipes(benchmark_modules):
+    common, recipes, rivals = benchmark_modules
+    records = sorted(pathlib.Path(common.RECORDS_DIR).rglob("*.json"))
+    assert records, "no recorded rows"
+    for path in records:
+        parts = path.relative_to(common.RECORDS_DIR).with_suffix("").parts
+        record = json.loads(path.read_text())
+        if parts[:2] == ("rivals", "int8"):
+            assert record["recipe"] == rivals.INT8_RECIPE and parts[2] in rivals.zoo.SMALL_CNNS
+            assert all(0.5 < row["test_top1"]["0"] < 1 and row["size_bytes"] > 0 for row in record["rows"].values())
+            continue
+        kind, name, seed = parts
+        make_config = recipes.design_row_config if kind == "design_space" else recipes.preset_row_config
+        config = make_config(name, int(seed.removeprefix("seed")))
+        assert common._portable(record["command"]) == common._portable(recipes.training_command(config)), path
+        assert 0.5 < record["test_top1"] < 1 and record["size_bytes"] > 0 and record["macs"]["binary"] > 0
