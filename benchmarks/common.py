@@ -4,6 +4,7 @@ ran them."""
 import contextlib
 import dataclasses
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -83,8 +84,9 @@ def save_record(run_dir, file_name, record):
 
 
 def _portable(value):
-    """`value` with this clone's absolute path made relative (a command names the teacher's file)."""
-    return value.replace(REPO + os.sep, "") if isinstance(value, str) else value
+    """`value` with absolute paths into any clone's `runs/` made relative: a command names the
+    teacher's file by one, and the same command run in another clone names another."""
+    return re.sub(r"(?<!\S)/\S*?/runs/", "runs/", value) if isinstance(value, str) else value
 
 
 def randomize_weights(model, seed=0):
