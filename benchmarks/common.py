@@ -186,10 +186,15 @@ def fresh_run_dir(relative_path, keep=False):
     return path
 
 
+def training_command(arguments):
+    """`python -m bcnn_keras.train ARGUMENTS` as a user would type it."""
+    return shlex.join(["python", "-m", "bcnn_keras.train", *arguments])
+
+
 def run_training(arguments, label="running"):
     """Runs `python -m bcnn_keras.train ARGUMENTS` in a fresh process from the repo root (it
     must succeed); returns `(the command as a user would type it, wall minutes)`."""
-    command = shlex.join(["python", "-m", "bcnn_keras.train", *arguments])
+    command = training_command(arguments)
     print(f"{label}: {command}", flush=True)
     started = time.time()
     subprocess.run([sys.executable, "-m", "bcnn_keras.train", *arguments], check=True, cwd=REPO)

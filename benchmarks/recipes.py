@@ -6,11 +6,10 @@ set is evaluated once, at the end of each run.
 """
 
 import os
-import shlex
 
 from bcnn_keras.run_dir import MODEL_FILE, load_history, read_test_result
 from bcnn_keras.training import TrainConfig
-from common import REPO, machine, randomize_weights, read_record, run_training, save_record
+from common import REPO, machine, randomize_weights, read_record, run_training, save_record, training_command
 
 VALIDATION_IMAGES = 5000
 
@@ -93,14 +92,9 @@ def config(recipe, output_dir, seed=0, **overrides):
 ROW_FILE = "row.json"
 
 
-def training_command(config):
-    """The training command of `config`, as a user would type it (and as `run_training` runs it)."""
-    return shlex.join(["python", "-m", "bcnn_keras.train", *config.to_argv()])
-
-
 def recorded_row(config):
     """`(path, record)` of the finished row of `config` (in its run folder or in the repo), or `(None, None)`."""
-    return read_record(config.output_dir, ROW_FILE, "command", training_command(config))
+    return read_record(config.output_dir, ROW_FILE, "command", training_command(config.to_argv()))
 
 
 def trained_row(config, label, model_needed=False):
